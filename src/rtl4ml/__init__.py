@@ -1,0 +1,13 @@
+"""rtl4ml: trained models to fully pipelined, bit-exact, verified Verilog.
+
+    design = rtl4ml.convert(model, input_type="fixed<16,6>", weight_type="fixed<8,3,RND,SAT>")
+    design.predict(x); design.write("build/net"); design.verify(x); design.estimate()
+"""
+
+__version__ = "0.1.0"
+
+from .fixed import FixedType, FixedTypeArray, Interval, parse_type, quantize  # noqa: E402
+from .design import Design, convert, load  # noqa: E402
+
+__all__ = ["__version__", "FixedType", "FixedTypeArray", "Interval", "parse_type", "quantize",
+           "Design", "convert", "load"]

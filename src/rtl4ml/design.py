@@ -1,0 +1,261 @@
+"""The user-facing Design: a converted model that predicts, writes, verifies and estimates.
+
+A Design holds only the Graph and the options that shape the hardware; the Netlist, the
+pipeline and the Verilog are derived from them on first use, so a Design saved as JSON
+and loaded again produces the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .backends.verilog import check_module_name, emit_verilog
+from .estimate.analytic import adder_stats
+from .graph import Graph, GraphError, lower_graph
+from .netlist.execute import execute
+from .netlist.ir import Netlist
+from .passes.pipeline import PipelineReport, schedule_pipeline
+
+DESIGN_FORMAT = "rtl4ml-design/1"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    sample: int
+    output: int
+    expected: int   # emulator code
+    got: int        # RTL code
+    width: int
+
+    def __str__(self) -> str:
+        w = max(self.width, 1)
+        return (f"sample {self.sample}, output {self.output}: emulator {self.expected} "
+                f"(0b{self.expected % (1 << w):0{w}b}) != RTL {self.got} (0b{self.got % (1 << w):0{w}b})")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    n_samples: int
+    n_mismatch: int           # samples with at least one differing output bit
+    outputs: np.ndarray       # RTL outputs as float64
+    first_mismatch: Mismatch | None
+    bad_valid_cycles: int
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"RTL == emulator on all {self.n_samples} samples (every output bit)"
+        msg = f"RTL differs from the emulator on {self.n_mismatch} of {self.n_samples} samples"
+        if self.first_mismatch:
+            msg += f"; first: {self.first_mismatch}"
+        if self.bad_valid_cycles:
+            msg += f"; valid_out wrong on {self.bad_valid_cycles} cycles"
+        return msg
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Analytic figures (always) and Yosys figures (``None`` when ``synth=False``)."""
+
+    adders: int
+    adder_bits: int
+    adder_depth: int
+    register_bits: int
+    latency_cycles: int
+    clock_ns: float
+    latency_ns: float
+    critical_path_ns: float
+    lut: int | None = None
+    ff: int | None = None
+    carry: int | None = None
+    dsp: int | None = None
+    bram: float | None = None
+    srl: int | None = None
+    logic_depth: int | None = None
+    synth_seconds: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        rows = [(k, v) for k, v in self.as_dict().items() if v is not None]
+        return "\n".join(f"{k:>17}: {v}" for k, v in rows)
+
+
+class Design:
+    """A converted model. Create with :func:`rtl4ml.convert` or :func:`rtl4ml.load`."""
+
+    def __init__(self, graph: Graph, name: str = "net", clock_ns: float = 5.0, cmvm: str = "plain",
+                 valid: bool = True) -> None:
+        check_module_name(name)
+        if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
+            raise ValueError(f"clock_ns must be a positive number of nanoseconds, got {clock_ns!r}")
+        if len(graph.outputs) != 1:
+            raise GraphError("a Design needs a graph with exactly one output")
+        graph.types  # type-check now: errors name the node at convert time, not later
+        self.graph = graph
+        self.name = name
+        self.clock_ns = float(clock_ns)
+        self.cmvm = cmvm
+        self.valid = valid
+
+    def __repr__(self) -> str:
+        n_in, n_out = self.graph.input.op.size, len(self.graph.output_types[0])
+        return f"<Design {self.name!r}: {n_in} -> {n_out}, {len(self.graph.nodes)} nodes, clock {self.clock_ns} ns>"
+
+    # ------------------------------------------------------------------ derived hardware
+
+    @cached_property
+    def _pipelined(self) -> tuple[Netlist, PipelineReport]:
+        return schedule_pipeline(lower_graph(self.graph, cmvm=self.cmvm), self.clock_ns)
+
+    @property
+    def netlist(self) -> Netlist:
+        """The pipelined Netlist (registers included)."""
+        return self._pipelined[0]
+
+    @property
+    def pipeline(self) -> PipelineReport:
+        return self._pipelined[1]
+
+    @cached_property
+    def verilog(self) -> str:
+        return emit_verilog(self.netlist, self.name, self.valid)
+
+    # ------------------------------------------------------------------ behaviour
+
+    def quantize_input(self, x) -> np.ndarray:
+        return self.graph.quantize_input(x)
+
+    def predict(self, x) -> np.ndarray:
+        """Bit-exact values of the hardware's outputs (float64), from the fast emulator."""
+        return self.graph.predict(x)
+
+    def predict_codes(self, x) -> np.ndarray:
+        """The integer codes on ``out_bus`` for inputs ``x`` (emulator)."""
+        return self.graph.emulate_codes(self.quantize_input(x))[self.graph.outputs[0]]
+
+    def execute_netlist(self, x) -> np.ndarray:
+        """Output codes from executing the Netlist (slower than :meth:`predict_codes`; for checks)."""
+        return execute(self.netlist, self.quantize_input(x))
+
+    def _to_float(self, codes: np.ndarray) -> np.ndarray:
+        f = np.array([t.fraction for t in self.netlist.output_types])
+        return np.ldexp(codes.astype(np.float64), -f)
+
+    # ------------------------------------------------------------------ artifacts
+
+    def write(self, path: str | Path) -> Path:
+        """Write ``<name>.v``, the Verilator bench ``tb_<name>.cpp`` and ``design.json`` to ``path``."""
+        from .verify.verilator import testbench
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{self.name}.v").write_text(self.verilog)
+        (out / f"tb_{self.name}.cpp").write_text(testbench(self.netlist, self.name, self.valid))
+        (out / "design.json").write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        return out
+
+    def to_json(self) -> dict:
+        return {"format": DESIGN_FORMAT, "rtl4ml": __version__, "name": self.name, "clock_ns": self.clock_ns,
+                "cmvm": self.cmvm, "valid": self.valid, "graph": self.graph.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Design":
+        if data.get("format") != DESIGN_FORMAT:
+            raise ValueError(f"not an rtl4ml design (format {data.get('format')!r}, expected {DESIGN_FORMAT!r})")
+        return cls(Graph.from_json(data["graph"]), data["name"], data["clock_ns"], data.get("cmvm", "plain"),
+                   data.get("valid", True))
+
+    # ------------------------------------------------------------------ proofs and numbers
+
+    def verify(self, x, jobs: int | None = None) -> VerifyResult:
+        """Simulate the RTL with Verilator on ``x`` and compare every output bit with the emulator."""
+        from .verify.verilator import simulate
+        xq = self.quantize_input(x)
+        expected = self.graph.emulate_codes(xq)[self.graph.outputs[0]]
+        sim = simulate(self.netlist, self.verilog, self.name, xq, self.valid, jobs)
+        diff = sim.codes != expected
+        bad = np.flatnonzero(diff.any(axis=1))
+        first = None
+        if len(bad):
+            s = int(bad[0])
+            j = int(np.flatnonzero(diff[s])[0])
+            first = Mismatch(s, j, int(expected[s, j]), int(sim.codes[s, j]), self.netlist.output_types[j].width)
+        ok = len(bad) == 0 and sim.bad_valid == 0
+        return VerifyResult(ok, len(xq), len(bad), self._to_float(sim.codes), first, sim.bad_valid)
+
+    def estimate(self, synth: bool = True, family: str = "xcup") -> Estimate:
+        """Resources and latency. ``synth=False``: instant analytic figures only."""
+        st = adder_stats(self.netlist)
+        p = self.pipeline
+        base = dict(adders=st.adders, adder_bits=st.adder_bits, adder_depth=st.adder_depth,
+                    register_bits=st.register_bits, latency_cycles=p.latency_cycles, clock_ns=self.clock_ns,
+                    latency_ns=round(p.latency_cycles * self.clock_ns, 6),
+                    critical_path_ns=round(p.critical_path_ns, 4))
+        if not synth:
+            return Estimate(**base)
+        from .estimate.yosys import synthesize
+        r = synthesize(self.verilog, self.name, family)
+        return Estimate(**base, lut=r.lut, ff=r.ff, carry=r.carry, dsp=r.dsp, bram=r.bram, srl=r.srl,
+                        logic_depth=r.logic_depth, synth_seconds=r.seconds)
+
+
+def convert(model, input_type=None, weight_type=None, bias_type=None, result_type=None, clock_ns: float = 5.0,
+            name: str = "net") -> Design:
+    """Convert a model (``torch.nn.Sequential``, a :class:`Graph`, or a model/design file path) to a Design.
+
+    ``input_type`` quantizes the inputs; each Linear's weights and bias are quantized to
+    ``weight_type`` / ``bias_type`` (a type string, or ``{layer name: string}`` with names
+    from ``model.named_modules()``; ``bias_type=None`` means ``weight_type``). Product-sums
+    are exact; ``result_type``, when given, rounds every Linear's output before its ReLU.
+    """
+    graph = _to_graph(model, dict(input_type=input_type, weight_type=weight_type, bias_type=bias_type,
+                                  result_type=result_type))
+    return Design(graph, name=name, clock_ns=clock_ns)
+
+
+def _to_graph(model, options: dict) -> Graph:
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.exists():
+            raise FileNotFoundError(f"model file {path} does not exist")
+        if path.suffix == ".json" or path.is_dir():
+            return load(path).graph
+        from .frontends.torch import load_torch_file
+        model = load_torch_file(path)
+    mod = type(model).__module__
+    if mod.startswith("torch") or _is_torch_module(model):
+        from .frontends.torch import from_torch
+        return from_torch(model, **options)
+    raise TypeError(f"cannot convert a {type(model).__name__}: rtl4ml converts torch.nn.Sequential models, "
+                    "rtl4ml Graphs and saved designs")
+
+
+def _is_torch_module(model) -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return isinstance(model, torch.nn.Module)
+
+
+def load(path: str | Path) -> Design:
+    """Load a Design saved by :meth:`Design.write` (a folder) or its ``design.json``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "design.json"
+    if not p.exists():
+        raise FileNotFoundError(f"no rtl4ml design at {path} (expected a folder with design.json or the file itself)")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON: {e}") from None
+    return Design.from_json(data)

@@ -1,0 +1,474 @@
+"""Fixed-point types, quantization and exact interval arithmetic.
+
+Everything in rtl4ml rests on this module. A value is an integer ``q`` at scale
+``2**-fraction``; a type is ``(signed, integer, fraction)`` where ``integer`` excludes the
+sign bit, so ``width = signed + integer + fraction``. Quantization is rounding, then
+overflow handling, with the modes of ``ap_fixed`` so that HLS code can agree bit for bit.
+
+Integer arithmetic is done in ``int64`` numpy arrays. Widths above :data:`MAX_WIDTH` bits
+cannot be emulated exactly that way and raise :class:`WidthError` instead of silently
+losing bits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Union
+
+import numpy as np
+
+ROUNDING_MODES = ("TRN", "RND", "RND_CONV")
+OVERFLOW_MODES = ("WRAP", "SAT", "SAT_SYM")
+
+#: The widest integer the emulator handles exactly: int64 with headroom for a rounding add.
+MAX_WIDTH = 62
+
+
+class FixedPointError(ValueError):
+    """Base class of fixed-point errors (bad type strings, bad values, too-wide types)."""
+
+
+class TypeStringError(FixedPointError):
+    """A type string that does not parse."""
+
+
+class WidthError(FixedPointError):
+    """A width that the int64 emulator cannot represent exactly."""
+
+
+def _check_modes(rounding: str, overflow: str) -> None:
+    if rounding not in ROUNDING_MODES:
+        raise FixedPointError(f"unknown rounding mode {rounding!r}; expected one of {ROUNDING_MODES}")
+    if overflow not in OVERFLOW_MODES:
+        raise FixedPointError(f"unknown overflow mode {overflow!r}; expected one of {OVERFLOW_MODES}")
+
+
+@dataclass(frozen=True)
+class FixedType:
+    """One fixed-point type: ``signed`` + ``integer`` + ``fraction`` bits, plus quantization modes.
+
+    ``integer`` and ``fraction`` may be negative (a value that is always a multiple of 4
+    has ``fraction == -2``). A width of 0 or less is the zero type: every value is 0.
+    """
+
+    signed: bool
+    integer: int
+    fraction: int
+    rounding: str = "TRN"
+    overflow: str = "WRAP"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signed", bool(self.signed))
+        object.__setattr__(self, "integer", int(self.integer))
+        object.__setattr__(self, "fraction", int(self.fraction))
+        _check_modes(self.rounding, self.overflow)
+
+    @property
+    def width(self) -> int:
+        return max(0, int(self.signed) + self.integer + self.fraction)
+
+    @property
+    def min_q(self) -> int:
+        """Smallest representable integer code."""
+        if self.width == 0 or not self.signed:
+            return 0
+        return -(1 << (self.width - 1))
+
+    @property
+    def max_q(self) -> int:
+        """Largest representable integer code."""
+        if self.width == 0:
+            return 0
+        return (1 << (self.width - int(self.signed))) - 1
+
+    @property
+    def min_value(self) -> Fraction:
+        return Fraction(self.min_q) / Fraction(2) ** self.fraction
+
+    @property
+    def max_value(self) -> Fraction:
+        return Fraction(self.max_q) / Fraction(2) ** self.fraction
+
+    @property
+    def interval(self) -> "Interval":
+        return Interval(self.min_value, self.max_value)
+
+    @classmethod
+    def parse(cls, text: str) -> "FixedType":
+        return parse_type(text)
+
+    def with_modes(self, rounding: str | None = None, overflow: str | None = None) -> "FixedType":
+        return replace(self, rounding=rounding or self.rounding, overflow=overflow or self.overflow)
+
+    def __str__(self) -> str:
+        kind = "fixed" if self.signed else "ufixed"
+        w = int(self.signed) + self.integer + self.fraction
+        args = [str(w), str(self.integer + int(self.signed))]
+        if (self.rounding, self.overflow) != ("TRN", "WRAP"):
+            args += [self.rounding, self.overflow]
+        return f"{kind}<{','.join(args)}>"
+
+    def quantize(self, x) -> np.ndarray:
+        """Quantize floats (or integers) to this type; returns exact float64 values."""
+        return quantize(x, self)
+
+
+_TYPE_RE = re.compile(
+    r"^\s*(?:ap_)?(?P<kind>u?fixed|u?int)\s*<\s*(?P<args>[^<>]*)>\s*$", re.IGNORECASE
+)
+
+
+def parse_type(text: str) -> FixedType:
+    """Parse ``fixed<W,I>``, ``ufixed<W,I>``, ``fixed<W,I,RND,SAT>``, ``int<W>``, ``uint<W>``.
+
+    The order is that of ``ap_fixed``: total width, integer bits *including* the sign bit,
+    then rounding and overflow modes (with or without the ``AP_`` prefix).
+    """
+    if isinstance(text, FixedType):
+        return text
+    if not isinstance(text, str):
+        raise TypeStringError(f"a fixed-point type must be a string like 'fixed<16,6>', got {text!r}")
+    m = _TYPE_RE.match(text)
+    if not m:
+        raise TypeStringError(
+            f"malformed fixed-point type {text!r}; expected e.g. 'fixed<16,6>', 'ufixed<8,0>', "
+            "'fixed<8,3,RND,SAT>' or 'int<8>'"
+        )
+    kind = m.group("kind").lower()
+    args = [a.strip() for a in m.group("args").split(",")]
+    signed = not kind.startswith("u")
+    is_int = kind.endswith("int")
+    n_num = 1 if is_int else 2
+    if len(args) < n_num or len(args) > n_num + 2 or any(a == "" for a in args):
+        raise TypeStringError(
+            f"malformed fixed-point type {text!r}: {kind}<> takes "
+            f"{'W' if is_int else 'W,I'} and optionally rounding and overflow modes"
+        )
+    try:
+        nums = [int(a) for a in args[:n_num]]
+    except ValueError:
+        raise TypeStringError(f"malformed fixed-point type {text!r}: width and integer bits must be integers") from None
+    width = nums[0]
+    int_incl_sign = width if is_int else nums[1]
+    if width < 1:
+        raise TypeStringError(f"fixed-point type {text!r} has width {width}; the width must be at least 1")
+    modes = [a.upper().removeprefix("AP_") for a in args[n_num:]]
+    rounding = modes[0] if len(modes) > 0 else "TRN"
+    overflow = modes[1] if len(modes) > 1 else "WRAP"
+    if rounding not in ROUNDING_MODES:
+        raise TypeStringError(f"fixed-point type {text!r}: unknown rounding mode {args[n_num]!r}; expected one of {ROUNDING_MODES}")
+    if overflow not in OVERFLOW_MODES:
+        raise TypeStringError(f"fixed-point type {text!r}: unknown overflow mode {args[n_num + 1]!r}; expected one of {OVERFLOW_MODES}")
+    integer = int_incl_sign - int(signed)
+    return FixedType(signed, integer, width - int_incl_sign, rounding, overflow)
+
+
+TypeLike = Union[str, FixedType]
+
+
+@dataclass(frozen=True, eq=False)
+class FixedTypeArray:
+    """Per-element fixed-point types (high granularity): arrays of signed/integer/fraction.
+
+    The rounding and overflow modes are shared by the array. A scalar :class:`FixedType`
+    broadcasts to any shape with :meth:`full`.
+    """
+
+    signed: np.ndarray
+    integer: np.ndarray
+    fraction: np.ndarray
+    rounding: str = "TRN"
+    overflow: str = "WRAP"
+
+    def __post_init__(self) -> None:
+        s, i, f = np.broadcast_arrays(
+            np.asarray(self.signed, dtype=bool), np.asarray(self.integer, dtype=np.int64),
+            np.asarray(self.fraction, dtype=np.int64),
+        )
+        object.__setattr__(self, "signed", s.copy())
+        object.__setattr__(self, "integer", i.copy())
+        object.__setattr__(self, "fraction", f.copy())
+        _check_modes(self.rounding, self.overflow)
+
+    @classmethod
+    def full(cls, t: TypeLike, shape) -> "FixedTypeArray":
+        t = parse_type(t)
+        return cls(np.full(shape, t.signed), np.full(shape, t.integer), np.full(shape, t.fraction),
+                   t.rounding, t.overflow)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.signed.shape
+
+    @property
+    def width(self) -> np.ndarray:
+        return np.maximum(0, self.signed.astype(np.int64) + self.integer + self.fraction)
+
+    @property
+    def min_q(self) -> np.ndarray:
+        w = self.width
+        return np.where(self.signed & (w > 0), -np.left_shift(1, np.maximum(w - 1, 0)), 0)
+
+    @property
+    def max_q(self) -> np.ndarray:
+        w = self.width
+        return np.where(w > 0, np.left_shift(1, np.maximum(w - self.signed, 0)) - 1, 0)
+
+    def __getitem__(self, idx) -> FixedType:
+        return FixedType(bool(self.signed[idx]), int(self.integer[idx]), int(self.fraction[idx]),
+                         self.rounding, self.overflow)
+
+    def __len__(self) -> int:
+        return len(self.signed)
+
+
+def as_type_array(t: "TypeLike | FixedTypeArray", shape) -> FixedTypeArray:
+    if isinstance(t, FixedTypeArray):
+        if t.shape != tuple(shape):
+            raise FixedPointError(f"type array of shape {t.shape} does not match shape {tuple(shape)}")
+        return t
+    return FixedTypeArray.full(t, shape)
+
+
+def check_width(width, what: str) -> None:
+    """Raise :class:`WidthError` if any width exceeds what int64 emulation handles exactly."""
+    w = int(np.max(width)) if np.size(width) else 0
+    if w > MAX_WIDTH:
+        raise WidthError(
+            f"{what} needs {w} bits, more than the {MAX_WIDTH} bits the bit-exact int64 emulator "
+            "can represent; use narrower input, weight or result types"
+        )
+
+
+# --------------------------------------------------------------------------- quantization
+
+
+def _round_shift(q: np.ndarray, d: np.ndarray, rounding: str) -> np.ndarray:
+    """Integer ``q * 2**-d`` rounded to an integer (d >= 0 elementwise)."""
+    d = np.asarray(d, dtype=np.int64)
+    if rounding == "TRN":
+        return np.right_shift(q, d)
+    half = np.where(d > 0, np.left_shift(np.int64(1), np.maximum(d - 1, 0)), 0)
+    if rounding == "RND":
+        return np.right_shift(q + half, d)
+    # RND_CONV: half to even; add half-1 plus the bit that becomes the LSB.
+    lsb = np.right_shift(q, d) & 1
+    return np.where(d > 0, np.right_shift(q + half - 1 + lsb, d), q)
+
+
+def _overflow(q: np.ndarray, t: FixedTypeArray) -> np.ndarray:
+    lo, hi, w = t.min_q, t.max_q, t.width
+    if t.overflow == "WRAP":
+        mask = np.left_shift(np.int64(1), w) - 1
+        return ((q - lo) & mask) + lo
+    if t.overflow == "SAT_SYM":
+        lo = np.where(t.signed, -hi, lo)
+    return np.clip(q, lo, hi)
+
+
+def requantize(q, from_fraction, t: "TypeLike | FixedTypeArray") -> np.ndarray:
+    """Quantize integer codes ``q`` at scale ``2**-from_fraction`` to type ``t``; returns int64 codes.
+
+    ``from_fraction`` and ``t`` broadcast against the trailing axes of ``q``.
+    """
+    q = np.asarray(q)
+    if q.dtype.kind not in "iu":
+        raise FixedPointError(f"requantize expects integer codes, got dtype {q.dtype}")
+    q = q.astype(np.int64)
+    t = _type_array(t)
+    check_width(t.width, "the target type")
+    d = np.asarray(from_fraction, dtype=np.int64) - t.fraction
+    if np.any(d < 0):
+        up = np.maximum(-d, 0)
+        q = np.left_shift(q, up)
+    r = _round_shift(q, np.maximum(d, 0), t.rounding)
+    return _overflow(r, t)
+
+
+def _float_codes(x: np.ndarray, t: FixedTypeArray) -> np.ndarray:
+    """Round floats to integer codes of ``t`` (exact: scaling by 2**f is exact in float64)."""
+    y = np.ldexp(x, t.fraction)
+    if not np.all(np.isfinite(y)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(np.broadcast_to(y, np.shape(y))))[0])
+        xb = np.broadcast_to(x, np.shape(y))
+        raise FixedPointError(f"cannot quantize the value {xb[bad]!r} at index {bad}: not finite or out of float64 range")
+    fl = np.floor(y)
+    if t.rounding == "RND":
+        fl = fl + (y - fl >= 0.5)
+    elif t.rounding == "RND_CONV":
+        r = y - fl
+        fl = fl + ((r > 0.5) | ((r == 0.5) & (np.fmod(fl, 2) != 0)))
+    # Bring huge values into int64 range without changing the result: fmod by 2**W is exact
+    # and keeps the residue for WRAP; SAT only needs the sign and magnitude beyond the range.
+    if t.overflow == "WRAP":
+        fl = np.fmod(fl, np.ldexp(1.0, t.width))
+    else:
+        fl = np.clip(fl, -(2.0 ** 62), 2.0 ** 62)
+    return _overflow(fl.astype(np.int64), t)
+
+
+def _type_array(t: "TypeLike | FixedTypeArray") -> FixedTypeArray:
+    """A scalar type becomes a 0-d type array, which broadcasts against any codes."""
+    return t if isinstance(t, FixedTypeArray) else FixedTypeArray.full(t, ())
+
+
+def to_codes(x, t: "TypeLike | FixedTypeArray") -> np.ndarray:
+    """Quantize ``x`` (floats or integers) to ``t``; returns the int64 codes ``q``.
+
+    ``t`` is a scalar type or a :class:`FixedTypeArray` that broadcasts against ``x``.
+    """
+    x = np.asarray(x)
+    t = _type_array(t)
+    check_width(t.width, "the type")
+    if x.dtype.kind in "iub":
+        return requantize(x.astype(np.int64), 0, t)
+    if x.dtype.kind != "f":
+        raise FixedPointError(f"cannot quantize an array of dtype {x.dtype}")
+    return _float_codes(x.astype(np.float64), t)
+
+
+def from_codes(q, fraction) -> np.ndarray:
+    """Exact float64 values of integer codes (exact while |q| < 2**53)."""
+    return np.ldexp(np.asarray(q, dtype=np.float64), -np.asarray(fraction, dtype=np.int64))
+
+
+def quantize(x, t: "TypeLike | FixedTypeArray") -> np.ndarray:
+    """Quantize ``x`` to ``t`` and return the exact values as float64."""
+    if isinstance(t, FixedTypeArray):
+        return from_codes(to_codes(x, t), t.fraction)
+    t = parse_type(t)
+    return from_codes(to_codes(x, t), t.fraction)
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def as_fraction(v) -> Fraction:
+    if isinstance(v, Fraction):
+        return v
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            raise FixedPointError(f"interval bound {v!r} is not finite")
+        return Fraction(float(v))
+    return Fraction(v)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An exact closed interval of rationals, for type inference that never rounds."""
+
+    lo: Fraction
+    hi: Fraction
+
+    def __post_init__(self) -> None:
+        lo, hi = as_fraction(self.lo), as_fraction(self.hi)
+        if lo > hi:
+            raise FixedPointError(f"empty interval [{lo}, {hi}]")
+        object.__setattr__(self, "lo", lo)
+        object.__setattr__(self, "hi", hi)
+
+    def __add__(self, o: "Interval") -> "Interval":
+        return Interval(self.lo + o.lo, self.hi + o.hi)
+
+    def __sub__(self, o: "Interval") -> "Interval":
+        return Interval(self.lo - o.hi, self.hi - o.lo)
+
+    def __neg__(self) -> "Interval":
+        return Interval(-self.hi, -self.lo)
+
+    def __mul__(self, o: "Interval | int | Fraction | float") -> "Interval":
+        if not isinstance(o, Interval):
+            o = Interval(o, o)
+        p = [self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi]
+        return Interval(min(p), max(p))
+
+    __rmul__ = __mul__
+
+    def union(self, o: "Interval") -> "Interval":
+        return Interval(min(self.lo, o.lo), max(self.hi, o.hi))
+
+    def relu(self) -> "Interval":
+        return Interval(max(self.lo, 0), max(self.hi, 0))
+
+    def contains(self, v) -> bool:
+        v = as_fraction(v)
+        return self.lo <= v <= self.hi
+
+
+def code_width(lo: int, hi: int) -> tuple[bool, int]:
+    """(signed, width) of the narrowest two's-complement code holding integers [lo, hi]."""
+    lo, hi = int(lo), int(hi)
+    if lo < 0:
+        return True, 1 + max(hi.bit_length() if hi > 0 else 0, (-lo - 1).bit_length())
+    return False, hi.bit_length()
+
+
+def covering_type(interval: Interval, fraction: int, rounding: str = "TRN", overflow: str = "WRAP") -> FixedType:
+    """The minimal type with ``fraction`` fractional bits whose range covers ``interval``.
+
+    The interval's bounds are first rounded outward to the grid ``2**-fraction``.
+    """
+    scale = Fraction(2) ** fraction
+    lo = (interval.lo * scale).__floor__()
+    hi = (interval.hi * scale).__ceil__()
+    signed, width = code_width(lo, hi)
+    if width == 0:
+        return FixedType(False, -fraction, fraction, rounding, overflow)
+    return FixedType(signed, width - int(signed) - fraction, fraction, rounding, overflow)
+
+
+# --------------------------------------------------------------------------- Python-int scalars
+
+
+def round_code(q: int, drop: int, rounding: str) -> int:
+    """Exact ``q * 2**-drop`` rounded to an integer with ``rounding`` (any ``drop``, any size)."""
+    q = int(q)
+    if drop <= 0:
+        return q << -drop
+    fl = q >> drop
+    rem = q - (fl << drop)
+    half = 1 << (drop - 1)
+    if rounding == "RND":
+        return fl + (rem >= half)
+    if rounding == "RND_CONV":
+        return fl + (rem > half or (rem == half and fl & 1 == 1))
+    return fl
+
+
+def saturate_bounds(t: FixedType) -> tuple[int, int]:
+    """The code range an overflow mode clamps to (SAT_SYM drops the most negative code)."""
+    lo, hi = t.min_q, t.max_q
+    if t.overflow == "SAT_SYM" and t.signed:
+        lo = -hi
+    return lo, hi
+
+
+def requantize_code(q: int, from_fraction: int, t: FixedType) -> int:
+    """Scalar, arbitrary-precision twin of :func:`requantize` (for type inference)."""
+    r = round_code(q, from_fraction - t.fraction, t.rounding)
+    if t.overflow == "WRAP":
+        if t.width == 0:
+            return 0
+        return ((r - t.min_q) % (1 << t.width)) + t.min_q
+    lo, hi = saturate_bounds(t)
+    return min(max(r, lo), hi)
+
+
+def quantized_range(lo: int, hi: int, from_fraction: int, t: FixedType) -> tuple[int, int]:
+    """Exact code range of quantizing every code in ``[lo, hi]`` to ``t``.
+
+    Rounding is monotone, so the rounded range is that of the endpoints. If it fits the
+    type nothing overflows; otherwise WRAP can reach the whole type and SAT clamps.
+    """
+    d = from_fraction - t.fraction
+    rlo, rhi = round_code(lo, d, t.rounding), round_code(hi, d, t.rounding)
+    if t.width == 0:
+        return 0, 0
+    if t.min_q <= rlo and rhi <= t.max_q and not (t.overflow == "SAT_SYM" and t.signed and rlo < -t.max_q):
+        return rlo, rhi
+    if t.overflow == "WRAP":
+        return t.min_q, t.max_q
+    slo, shi = saturate_bounds(t)
+    return min(max(rlo, slo), shi), min(max(rhi, slo), shi)
