@@ -282,6 +282,11 @@ def requantize(q, from_fraction, t: "TypeLike | FixedTypeArray") -> np.ndarray:
     d = np.asarray(from_fraction, dtype=np.int64) - t.fraction
     if np.any(d < 0):
         up = np.maximum(-d, 0)
+        if t.overflow != "WRAP":
+            # Anything that would shift past 2**62 saturates anyway; clip first so the shift
+            # cannot wrap int64. (WRAP is modular, so int64 wrap-around is harmless there.)
+            lim = np.right_shift(np.int64(1) << 62, np.minimum(up, 62))
+            q = np.clip(q, -lim, lim)
         q = np.left_shift(q, up)
     r = _round_shift(q, np.maximum(d, 0), t.rounding)
     return _overflow(r, t)
@@ -293,8 +298,11 @@ def _float_codes(x: np.ndarray, t: FixedTypeArray) -> np.ndarray:
     if not np.all(np.isfinite(y)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(np.broadcast_to(y, np.shape(y))))[0])
         xb = np.broadcast_to(x, np.shape(y))
-        raise FixedPointError(f"cannot quantize the value {xb[bad]!r} at index {bad}: not finite or out of float64 range")
+        raise FixedPointError(f"cannot quantize the value {float(xb[bad])} at index {bad}: not finite or out of float64 range")
     fl = np.floor(y)
+    # ldexp is exact unless the result underflows (|y| < 2**-1022); then only the sign
+    # matters, and a negative value that underflowed to -0.0 still floors to -1.
+    fl = np.where((y == 0) & (x < 0), -1.0, fl)
     if t.rounding == "RND":
         fl = fl + (y - fl >= 0.5)
     elif t.rounding == "RND_CONV":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -95,21 +96,27 @@ def synthesize(verilog: str, top: str, family: str = "xcup", timeout: float | No
     if done.exists():
         data = json.loads(done.read_text())
         return SynthResult(**{**data, "cached": True})
-    d.mkdir(parents=True, exist_ok=True)
-    (d / f"{top}.v").write_text(verilog)
+    work = d.with_name(f"{d.name}.tmp{os.getpid()}")  # private folder: parallel runs never collide
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / f"{top}.v").write_text(verilog)
     t0 = time.perf_counter()
     try:
-        r = subprocess.run(tool + ["-q", "-p", scr], cwd=d, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(tool + ["-q", "-p", scr], cwd=work, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise YosysError(f"Yosys did not finish synthesizing {top} within {timeout} s") from None
     seconds = time.perf_counter() - t0
-    stat = d / "stat.txt"
+    stat = work / "stat.txt"
     if r.returncode != 0 or not stat.exists():
-        raise YosysError(f"Yosys failed on {top} (in {d}):\n{(r.stdout + r.stderr)[-4000:]}")
+        raise YosysError(f"Yosys failed on {top} (in {work}):\n{(r.stdout + r.stderr)[-4000:]}")
     cells = parse_stat(stat.read_text())
-    ltp = d / "ltp.txt"
+    ltp = work / "ltp.txt"
     m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", ltp.read_text()) if ltp.exists() else None
     res = SynthResult(**summarize(cells), logic_depth=int(m.group(1)) if m else None, cells=cells,
                       seconds=round(seconds, 2), tool=Path(tool[0]).name)
-    done.write_text(json.dumps(asdict(res), indent=1, sort_keys=True))
+    (work / "result.json").write_text(json.dumps(asdict(res), indent=1, sort_keys=True))
+    try:
+        work.rename(d)
+    except OSError:  # another process cached the same design first
+        shutil.rmtree(work, ignore_errors=True)
     return res

@@ -76,10 +76,36 @@ class Graph:
             raise GraphError(f"expected inputs of shape (N, {n_in}), got {x.shape}")
         return to_codes(x, self.input.op.types)
 
-    def emulate_codes(self, xq: np.ndarray, keep_all: bool = False) -> dict[str, np.ndarray]:
-        """Bit-exact integer emulation from input codes; returns output (or all) node codes."""
+    @cached_property
+    def _emulators(self) -> dict[str, object]:
+        """Per-node emulation functions with their setup done once (width checks included)."""
         types = self.types
-        values: dict[str, np.ndarray] = {self.input.name: np.asarray(xq, dtype=np.int64)}
+        fns = {}
+        for n in self.nodes:
+            if isinstance(n.op, Input):
+                continue
+            try:
+                check_width(types[n.name].width, f"node {n.name!r} ({n.op.kind})")
+                fns[n.name] = n.op.emulator([types[i] for i in n.inputs], types[n.name])
+            except WidthError as e:
+                msg = str(e) if n.name in str(e) else f"node {n.name!r} ({n.op.kind}): {e}"
+                raise WidthError(msg) from None
+        return fns
+
+    def emulate_codes(self, xq: np.ndarray, keep_all: bool = False, chunk: int = 1 << 15) -> dict[str, np.ndarray]:
+        """Bit-exact integer emulation from input codes; returns output (or all) node codes.
+
+        Large batches run in chunks so that intermediate arrays stay in cache.
+        """
+        xq = np.asarray(xq, dtype=np.int64)
+        fns = self._emulators
+        parts = [self._emulate_chunk(xq[s:s + chunk], fns, keep_all) for s in range(0, max(len(xq), 1), chunk)]
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _emulate_chunk(self, xq: np.ndarray, fns: dict, keep_all: bool) -> dict[str, np.ndarray]:
+        values: dict[str, np.ndarray] = {self.input.name: xq}
         last_use = {}
         for k, n in enumerate(self.nodes):
             for i in n.inputs:
@@ -87,12 +113,7 @@ class Graph:
         for k, n in enumerate(self.nodes):
             if isinstance(n.op, Input):
                 continue
-            try:
-                check_width(types[n.name].width, f"node {n.name!r} ({n.op.kind})")
-                values[n.name] = n.op.emulate([values[i] for i in n.inputs], [types[i] for i in n.inputs], types[n.name])
-            except WidthError as e:
-                msg = str(e) if n.name in str(e) else f"node {n.name!r} ({n.op.kind}): {e}"
-                raise WidthError(msg) from None
+            values[n.name] = fns[n.name]([values[i] for i in n.inputs])
             if not keep_all:
                 for i in n.inputs:
                     if last_use[i] == k and i not in self.outputs:
@@ -148,7 +169,11 @@ class GraphBuilder:
         return self._add(name, Input(types), ())
 
     def dense(self, x: str, weight, bias, name: str = "dense") -> str:
-        return self._add(name, Dense(weight, bias), (x,))
+        try:
+            op = Dense(weight, bias)
+        except GraphError as e:
+            raise GraphError(f"node {name!r}: {e}") from None
+        return self._add(name, op, (x,))
 
     def relu(self, x: str, name: str = "relu") -> str:
         return self._add(name, ReLU(), (x,))

@@ -42,6 +42,14 @@ class Op:
         """Map int64 code arrays of shape (N, n) to the output codes, bit-exactly."""
         raise NotImplementedError
 
+    def emulator(self, in_types: list[TensorType], out_type: TensorType):
+        """A function of the input codes only, for repeated calls on batches (chunks).
+
+        Ops with per-call setup (e.g. Dense building its integer matrix) override this to
+        do the setup once.
+        """
+        return lambda inputs: self.emulate(inputs, in_types, out_type)
+
     def lower(self, nl: "NetlistBuilder", inputs: list[list[int]], in_types: list[TensorType],
               out_type: TensorType) -> list[int]:
         """Emit Netlist primitives; return the wire id of each output element."""

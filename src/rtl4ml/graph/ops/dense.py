@@ -50,7 +50,7 @@ class Dense(Op):
         for name, a in (("weight", w), ("bias", b)):
             if not np.all(np.isfinite(a)):
                 idx = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-                raise GraphError(f"dense {name} has a non-finite value {a[idx]!r} at index {idx}")
+                raise GraphError(f"dense {name} has a non-finite value {float(a[idx])} at index {idx}")
         w.setflags(write=False)
         b.setflags(write=False)
         object.__setattr__(self, "weight", w)
@@ -88,7 +88,10 @@ class Dense(Op):
         return TensorType(lo, hi, f)
 
     def emulate(self, inputs, in_types, out_type) -> np.ndarray:
-        (xq,) = inputs
+        return self.emulator(in_types, out_type)(inputs)
+
+    def emulator(self, in_types, out_type):
+        """Build the exact integer matrix once; pick float64 BLAS when provably exact."""
         (x,) = in_types
         m, sh, bm, bsh, _ = self._terms(x)
         M = _exact_shift(m, sh)
@@ -96,10 +99,11 @@ class Dense(Op):
         xmax = np.array([max(abs(int(a)), abs(int(b))) for a, b in zip(x.lo, x.hi)], dtype=object)
         bound = max(int(np.max(np.abs(M).T.dot(xmax) + np.abs(B), initial=0)), 0)
         if bound < 2**53:  # every partial sum is exact in float64: use BLAS
-            y = xq.astype(np.float64) @ M.astype(np.float64) + B.astype(np.float64)
-            return y.astype(np.int64)
+            Mf, Bf = M.astype(np.float64), B.astype(np.float64)
+            return lambda inputs: (inputs[0].astype(np.float64) @ Mf + Bf).astype(np.int64)
         if bound < 2**MAX_WIDTH:
-            return xq.astype(np.int64) @ M.astype(np.int64) + B.astype(np.int64)
+            Mi, Bi = M.astype(np.int64), B.astype(np.int64)
+            return lambda inputs: inputs[0].astype(np.int64) @ Mi + Bi
         raise WidthError(
             f"dense layer sums reach {bound.bit_length()} bits, more than the {MAX_WIDTH} bits the "
             "int64 emulator represents exactly; use narrower inputs or weights"
