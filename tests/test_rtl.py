@@ -111,3 +111,27 @@ def test_jet_mlp_on_real_jets_is_bit_exact(jet_mlp):
     r = d.verify(x)
     assert r.ok and r.n_samples == len(x) == 10000, str(r)
     assert (d.predict(x).argmax(1) == y).mean() > 0.55  # it is a real classifier, not noise
+
+
+def test_every_quantizer_mode_in_rtl(rng):
+    """Per-element quantizers of every rounding x overflow mode on one input, summed, in one build."""
+    from .conftest import OVERFLOWS, ROUNDINGS, random_types
+    from rtl4ml.netlist.ir import Quant
+    n = 40
+    g = rtl4ml.graph.GraphBuilder()
+    x = g.input(random_types(rng, n, 20))
+    acc = None
+    for r in ROUNDINGS:
+        for o in OVERFLOWS:
+            q = g.quantize(x, random_types(rng, n, 14, rounding=r, overflow=o), name=f"q_{r}_{o}")
+            if r == "RND" and o == "SAT":
+                q = g.relu(q)
+            acc = q if acc is None else g.add(acc, q)
+    d = Design(g.build(acc), name="qmodes", clock_ns=1.0)
+    modes = {(p.target.rounding, p.target.overflow) for p in d.netlist.prims if isinstance(p, Quant)}
+    assert len(modes) == 9 and d.netlist.count(Quant) > 200
+    lint(d.verilog, d.name)
+    xs = boundary_inputs(g.nodes[0].op.types, 4000, rng, overshoot=True)
+    np.testing.assert_array_equal(d.execute_netlist(xs), d.predict_codes(xs))
+    r = d.verify(xs)
+    assert r.ok, str(r)
