@@ -39,7 +39,7 @@ def random_mlp(rng: np.random.Generator, max_in: int = 8, max_layers: int = 3, m
     g = GraphBuilder()
     n = int(rng.integers(1, max_in + 1))
     x = g.input(random_types(rng, n, max_input_width, per_element=bool(rng.integers(2))))
-    for layer in range(int(rng.integers(1, max_layers + 1))):
+    for _ in range(int(rng.integers(1, max_layers + 1))):
         m = int(rng.integers(1, 9))
         wt = random_type(rng, max_weight_width, rounding="RND", overflow="SAT")
         w = quantize(rng.normal(scale=2.0 ** wt.integer, size=(n, m)), wt)

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="train, quantize, convert, verify and synthesize a jet tagger")
     m.add_argument("-o", "--output", default="rtl4ml-demo", help="output folder (default ./rtl4ml-demo)")
-    m.add_argument("--epochs", type=int, default=30)
+    m.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
     m.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
     m.set_defaults(func=cmd_demo)
     return p

@@ -20,7 +20,7 @@ WEIGHT_TYPE = "fixed<6,2,RND,SAT>"     # weights in [-2, 2), 1/16 steps
 RESULT_TYPE = "fixed<12,5,RND,SAT>"    # every layer's output
 
 
-def train_float_mlp(x: np.ndarray, y: np.ndarray, hidden=HIDDEN, epochs: int = 30, seed: int = 0):
+def train_float_mlp(x: np.ndarray, y: np.ndarray, hidden=HIDDEN, epochs: int = 60, seed: int = 0):
     """A plain float PyTorch MLP (Adam, cross-entropy)."""
     import torch
     from torch import nn
@@ -47,7 +47,7 @@ def train_float_mlp(x: np.ndarray, y: np.ndarray, hidden=HIDDEN, epochs: int = 3
     return model.eval()
 
 
-def run_demo(out: str | Path = "rtl4ml-demo", epochs: int = 30, synth: bool = True) -> dict:
+def run_demo(out: str | Path = "rtl4ml-demo", epochs: int = 60, synth: bool = True) -> dict:
     import torch
 
     import rtl4ml

@@ -20,6 +20,7 @@ from .estimate.analytic import adder_stats
 from .graph import Graph, GraphError, lower_graph
 from .netlist.execute import execute
 from .netlist.ir import Netlist
+from .passes.dce import simplify
 from .passes.pipeline import PipelineReport, schedule_pipeline
 
 DESIGN_FORMAT = "rtl4ml-design/1"
@@ -91,19 +92,22 @@ class Estimate:
 class Design:
     """A converted model. Create with :func:`rtl4ml.convert` or :func:`rtl4ml.load`."""
 
-    def __init__(self, graph: Graph, name: str = "net", clock_ns: float = 5.0, cmvm: str = "plain",
-                 valid: bool = True) -> None:
+    def __init__(self, graph: Graph, name: str = "net", clock_ns: float = 5.0, cmvm: str = "cse",
+                 valid: bool = True, cmvm_depth_slack: int | None = 0) -> None:
         check_module_name(name)
         if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
             raise ValueError(f"clock_ns must be a positive number of nanoseconds, got {clock_ns!r}")
         if len(graph.outputs) != 1:
             raise GraphError("a Design needs a graph with exactly one output")
-        graph.types  # type-check now: errors name the node at convert time, not later
+        _ = graph.types  # type-check now: errors name the node at convert time, not later
         self.graph = graph
         self.name = name
         self.clock_ns = float(clock_ns)
         self.cmvm = cmvm
         self.valid = valid
+        if cmvm_depth_slack is not None and not (isinstance(cmvm_depth_slack, int) and cmvm_depth_slack >= 0):
+            raise ValueError(f"cmvm_depth_slack must be a non-negative integer or None, got {cmvm_depth_slack!r}")
+        self.cmvm_depth_slack = cmvm_depth_slack
 
     def __repr__(self) -> str:
         n_in, n_out = self.graph.input.op.size, len(self.graph.output_types[0])
@@ -113,7 +117,8 @@ class Design:
 
     @cached_property
     def _pipelined(self) -> tuple[Netlist, PipelineReport]:
-        return schedule_pipeline(lower_graph(self.graph, cmvm=self.cmvm), self.clock_ns)
+        nl = lower_graph(self.graph, cmvm=self.cmvm, depth_slack=self.cmvm_depth_slack)
+        return schedule_pipeline(simplify(nl), self.clock_ns)
 
     @property
     def netlist(self) -> Netlist:
@@ -163,14 +168,15 @@ class Design:
 
     def to_json(self) -> dict:
         return {"format": DESIGN_FORMAT, "rtl4ml": __version__, "name": self.name, "clock_ns": self.clock_ns,
-                "cmvm": self.cmvm, "valid": self.valid, "graph": self.graph.to_json()}
+                "cmvm": self.cmvm, "cmvm_depth_slack": self.cmvm_depth_slack, "valid": self.valid,
+                "graph": self.graph.to_json()}
 
     @classmethod
     def from_json(cls, data: dict) -> "Design":
         if data.get("format") != DESIGN_FORMAT:
             raise ValueError(f"not an rtl4ml design (format {data.get('format')!r}, expected {DESIGN_FORMAT!r})")
         return cls(Graph.from_json(data["graph"]), data["name"], data["clock_ns"], data.get("cmvm", "plain"),
-                   data.get("valid", True))
+                   data.get("valid", True), data.get("cmvm_depth_slack", 0))
 
     # ------------------------------------------------------------------ proofs and numbers
 
@@ -207,17 +213,25 @@ class Design:
 
 
 def convert(model, input_type=None, weight_type=None, bias_type=None, result_type=None, clock_ns: float = 5.0,
-            name: str = "net") -> Design:
+            name: str = "net", cmvm: str = "cse", cmvm_depth_slack: int | None = 0) -> Design:
     """Convert a model (``torch.nn.Sequential``, a :class:`Graph`, or a model/design file path) to a Design.
 
     ``input_type`` quantizes the inputs; each Linear's weights and bias are quantized to
     ``weight_type`` / ``bias_type`` (a type string, or ``{layer name: string}`` with names
     from ``model.named_modules()``; ``bias_type=None`` means ``weight_type``). Product-sums
     are exact; ``result_type``, when given, rounds every Linear's output before its ReLU.
+
+    Constant matrices become shift-and-add adder graphs (docs/cmvm.md). ``cmvm`` picks the
+    solver: ``"cse"`` (default) shares partial sums between outputs for the fewest adder
+    bits; ``"plain"`` shares nothing. ``cmvm_depth_slack`` is the area/latency knob: the
+    adder levels a layer may use beyond the fewest any of its outputs needs without
+    sharing. ``0`` (default) keeps every layer as shallow as unshared trees; each extra
+    level lets more partial sums be shared (fewer LUTs, possibly one more pipeline stage);
+    ``None`` removes the bound.
     """
     graph = _to_graph(model, dict(input_type=input_type, weight_type=weight_type, bias_type=bias_type,
                                   result_type=result_type))
-    return Design(graph, name=name, clock_ns=clock_ns)
+    return Design(graph, name=name, clock_ns=clock_ns, cmvm=cmvm, cmvm_depth_slack=cmvm_depth_slack)
 
 
 def _to_graph(model, options: dict) -> Graph:
