@@ -93,7 +93,7 @@ class Design:
     """A converted model. Create with :func:`rtl4ml.convert` or :func:`rtl4ml.load`."""
 
     def __init__(self, graph: Graph, name: str = "net", clock_ns: float = 5.0, cmvm: str = "cse",
-                 valid: bool = True, cmvm_depth_slack: int | None = 0) -> None:
+                 valid: bool = True, cmvm_depth_slack: int | None = 1) -> None:
         check_module_name(name)
         if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
             raise ValueError(f"clock_ns must be a positive number of nanoseconds, got {clock_ns!r}")
@@ -176,7 +176,7 @@ class Design:
         if data.get("format") != DESIGN_FORMAT:
             raise ValueError(f"not an rtl4ml design (format {data.get('format')!r}, expected {DESIGN_FORMAT!r})")
         return cls(Graph.from_json(data["graph"]), data["name"], data["clock_ns"], data.get("cmvm", "plain"),
-                   data.get("valid", True), data.get("cmvm_depth_slack", 0))
+                   data.get("valid", True), data.get("cmvm_depth_slack", 1))
 
     # ------------------------------------------------------------------ proofs and numbers
 
@@ -213,7 +213,7 @@ class Design:
 
 
 def convert(model, input_type=None, weight_type=None, bias_type=None, result_type=None, clock_ns: float = 5.0,
-            name: str = "net", cmvm: str = "cse", cmvm_depth_slack: int | None = 0) -> Design:
+            name: str = "net", cmvm: str = "cse", cmvm_depth_slack: int | None = 1) -> Design:
     """Convert a model (``torch.nn.Sequential``, a :class:`Graph`, or a model/design file path) to a Design.
 
     ``input_type`` quantizes the inputs; each Linear's weights and bias are quantized to
@@ -225,9 +225,9 @@ def convert(model, input_type=None, weight_type=None, bias_type=None, result_typ
     solver: ``"cse"`` (default) shares partial sums between outputs for the fewest adder
     bits; ``"plain"`` shares nothing. ``cmvm_depth_slack`` is the area/latency knob: the
     adder levels a layer may use beyond the fewest any of its outputs needs without
-    sharing. ``0`` (default) keeps every layer as shallow as unshared trees; each extra
-    level lets more partial sums be shared (fewer LUTs, possibly one more pipeline stage);
-    ``None`` removes the bound.
+    sharing. ``0`` keeps every layer as shallow as unshared trees; each extra level lets
+    more partial sums be shared and correlated columns be built from each other (fewer
+    LUTs, possibly one more pipeline stage); ``None`` removes the bound. Default ``1``.
     """
     graph = _to_graph(model, dict(input_type=input_type, weight_type=weight_type, bias_type=bias_type,
                                   result_type=result_type))

@@ -37,6 +37,10 @@ def add_wire(a: Wire, b: Wire, shift: int, sub: bool) -> Wire:
     return Wire((a.lo << sa) + (blo << sb), (a.hi << sa) + (bhi << sb), f)
 
 
+def _maxabs(c: np.ndarray) -> int:
+    return int(np.abs(c).max(initial=0))
+
+
 class NetlistBuilder:
     """Accumulates primitives; ``finish`` returns the immutable :class:`Netlist`."""
 
@@ -124,23 +128,31 @@ class NetlistBuilder:
         n = len(xs)
         ws = [self.wire(x) for x in xs]
         top = max((w.fraction for w in ws), default=0)
-        xlo = np.empty(n, dtype=object)
-        xhi = np.empty(n, dtype=object)
-        xlo[:] = [w.lo << (top - w.fraction) for w in ws]
-        xhi[:] = [w.hi << (top - w.fraction) for w in ws]
+        xlo_l = [w.lo << (top - w.fraction) for w in ws]
+        xhi_l = [w.hi << (top - w.fraction) for w in ws]
+        # int64 arithmetic while every |coefficient * x| sum provably fits; exact Python ints otherwise
+        xmax = max((max(abs(a), abs(b)) for a, b in zip(xlo_l, xhi_l)), default=0)
+        budget = (1 << 62) // max(xmax * max(n, 1), 1)   # largest safe |coefficient|
+        dtype = np.int64 if budget > 1 else object
+        xlo = np.array(xlo_l, dtype=dtype)
+        xhi = np.array(xhi_l, dtype=dtype)
         # node value = (coef . x_scaled) * 2**(exp - top); x_scaled = x codes at fraction `top`
         coef: list[np.ndarray] = []
         exp: list[int] = []
         ids: list[int] = list(xs)
         for i in range(n):
-            c = np.zeros(n, dtype=object)
+            c = np.zeros(n, dtype=dtype)
             c[i] = 1
             coef.append(c)
             exp.append(0)
         for a, b, s, sub in graph.ops:
             e = min(exp[a], exp[b] + s)
-            c = coef[a] * (1 << (exp[a] - e))
-            cb = coef[b] * (1 << (exp[b] + s - e))
+            ca, cb = coef[a], coef[b]
+            sa, sb = exp[a] - e, exp[b] + s - e
+            if ca.dtype != object and (max(sa, sb) >= 62 or (_maxabs(ca) << sa) + (_maxabs(cb) << sb) >= budget):
+                ca, cb = ca.astype(object), cb.astype(object)   # would leave the safe int64 range
+            c = ca * (1 << sa)
+            cb = cb * (1 << sb)
             c = c - cb if sub else c + cb
             lo = int(np.sum(np.minimum(c * xlo, c * xhi)))
             hi = int(np.sum(np.maximum(c * xlo, c * xhi)))

@@ -78,8 +78,12 @@ def weight_terms(W: np.ndarray) -> list[list[tuple[int, int, bool]]]:
     return cols
 
 
-def solve_plain(W: np.ndarray, inputs: Sequence[Wire]) -> AdderGraph:
-    """One balanced tree of CSD terms per output, positive terms first (fewer negations)."""
+def solve_plain(W: np.ndarray, inputs: Sequence[Wire], depth_slack: int | None = None) -> AdderGraph:
+    """One balanced tree of CSD terms per output, positive terms first (fewer negations).
+
+    Shares nothing; every output is at its minimum adder depth, so ``depth_slack`` (accepted
+    for a uniform solver interface) has nothing to trade.
+    """
     n_in = W.shape[0]
     ops: list[tuple[int, int, int, bool]] = []
     outputs: list[tuple[int, int, bool] | None] = []
@@ -105,7 +109,15 @@ def solve_plain(W: np.ndarray, inputs: Sequence[Wire]) -> AdderGraph:
 SOLVERS: dict[str, Callable[..., AdderGraph]] = {"plain": solve_plain}
 
 
-def solve_cmvm(W: np.ndarray, inputs: Sequence[Wire], method: str = "plain", **options) -> AdderGraph:
+def _register_builtin() -> None:
+    from .cmvm_cse import solve_cse  # imported late: cmvm_cse builds on this module
+    SOLVERS["cse"] = solve_cse
+
+
+_register_builtin()
+
+
+def solve_cmvm(W: np.ndarray, inputs: Sequence[Wire], method: str = "cse", **options) -> AdderGraph:
     """Solve ``x @ W`` for inputs with wire types ``inputs`` with the named method."""
     try:
         solver = SOLVERS[method]

@@ -1,0 +1,252 @@
+"""CMVM solvers: every adder graph is bit-exact, the cse solver shares, respects its depth bound."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from rtl4ml.design import Design
+from rtl4ml.estimate.analytic import add_cost, adder_stats
+from rtl4ml.fixed import quantize
+from rtl4ml.graph import GraphBuilder, lower_graph
+from rtl4ml.netlist.builder import NetlistBuilder
+from rtl4ml.netlist.execute import execute
+from rtl4ml.netlist.ir import Add, Wire
+from rtl4ml.passes import cmvm_cse
+from rtl4ml.passes.cmvm import SOLVERS, AdderGraph, csd, dyadic, solve_cmvm, weight_terms
+from rtl4ml.passes.cmvm_cse import estimate_add, solve_cse
+from rtl4ml.passes.dce import simplify
+
+from .conftest import boundary_inputs, random_mlp
+
+BYTE = Wire(-128, 127, 0)
+
+
+def int_matrix(rng, n_in, n_out, bits, zeros=0.1) -> np.ndarray:
+    W = rng.integers(-2 ** (bits - 1), 2 ** (bits - 1), size=(n_in, n_out)).astype(np.float64)
+    W[rng.random(W.shape) < zeros] = 0
+    return W
+
+
+def corner_inputs(wires, n, rng) -> np.ndarray:
+    """Integer codes: every input at its min or max (all sign patterns when few), plus random."""
+    lo = np.array([w.lo for w in wires])
+    hi = np.array([w.hi for w in wires])
+    pick = rng.integers(0, 2, size=(n, len(wires)))
+    x = np.where(pick == 1, hi, lo)
+    x[n // 2:] = rng.integers(lo, hi + 1, size=(n - n // 2, len(wires)))
+    return x
+
+
+def netlist_of(graph: AdderGraph, wires):
+    nb = NetlistBuilder()
+    xs = [nb.input(w) for w in wires]
+    ys = nb.linear(graph, xs)
+    return simplify(nb.finish(ys, [nb.wire(y) for y in ys]))
+
+
+def check_exact(W, wires, graph, rng, n=200):
+    """AdderGraph, and its exact-width Netlist, both equal x @ W on corner and random inputs."""
+    xq = corner_inputs(wires, n, rng)
+    fr = np.array([w.fraction for w in wires])
+    x = np.ldexp(xq.astype(np.float64), -fr)
+    ref = x @ W
+    assert np.array_equal(graph.evaluate(x), ref)
+    nl = netlist_of(graph, wires)
+    got = execute(nl, xq)
+    of = np.array([t.fraction for t in nl.output_types])
+    assert np.array_equal(np.ldexp(got.astype(np.float64), -of), ref)
+    return nl
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_in=st.integers(1, 12), n_out=st.integers(1, 12), bits=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
+       slack=st.sampled_from([0, 1, 3, None]), tries=st.sampled_from([1, 3]))
+def test_cse_is_exact_on_random_matrices(n_in, n_out, bits, seed, slack, tries):
+    rng = np.random.default_rng(seed)
+    W = int_matrix(rng, n_in, n_out, bits, zeros=rng.random() * 0.6)
+    W *= 2.0 ** rng.integers(-4, 5, size=(1, n_out))  # dyadic, some fractional columns
+    wires = [Wire(int(lo), int(lo) + int(rng.integers(0, 3000)), int(f))
+             for lo, f in zip(rng.integers(-1500, 100, n_in), rng.integers(-3, 6, n_in))]
+    check_exact(W, wires, solve_cse(W, wires, depth_slack=slack, tries=tries), rng)
+
+
+def test_cse_beats_plain_by_a_lot_and_is_no_deeper():
+    rng = np.random.default_rng(0)
+    W = int_matrix(rng, 16, 16, 8, zeros=0)
+    wires = [BYTE] * 16
+    plain = adder_stats(check_exact(W, wires, solve_cmvm(W, wires, "plain"), rng))
+    cse = adder_stats(check_exact(W, wires, solve_cmvm(W, wires, "cse", depth_slack=0), rng))
+    assert cse.adders < 0.75 * plain.adders
+    assert cse.adder_bits < 0.7 * plain.adder_bits
+    assert cse.adder_depth <= plain.adder_depth     # depth_slack=0: as shallow as unshared trees
+
+
+@pytest.mark.parametrize("slack", [0, 1, 2])
+def test_depth_bound_holds(slack):
+    rng = np.random.default_rng(slack)
+    W = int_matrix(rng, 24, 20, 8)
+    wires = [BYTE] * 24
+    terms = max(len(t) for t in weight_terms(W))
+    st_ = adder_stats(check_exact(W, wires, solve_cse(W, wires, depth_slack=slack), rng))
+    assert st_.adder_depth <= (terms - 1).bit_length() + slack
+
+
+def test_more_slack_never_needs_more_bits_by_much_and_none_is_unbounded():
+    rng = np.random.default_rng(3)
+    W = int_matrix(rng, 16, 16, 6)
+    wires = [BYTE] * 16
+    bits = [adder_stats(netlist_of(solve_cse(W, wires, depth_slack=s), wires)).adder_bits for s in (0, 2, None)]
+    assert bits[1] <= bits[0] * 1.02 and bits[2] <= bits[0] * 1.02
+
+
+def test_scaled_and_negated_columns_are_solved_once():
+    rng = np.random.default_rng(1)
+    base = int_matrix(rng, 10, 4, 8, zeros=0)
+    W = np.concatenate([base, -4 * base[:, :1], 0.5 * base[:, 1:2], np.zeros((10, 1))], axis=1)
+    wires = [BYTE] * 10
+    g = solve_cse(W, wires, tries=1)
+    g_base = solve_cse(base, wires, tries=1)
+    assert len(g.ops) == len(g_base.ops)
+    assert g.outputs[-1] is None
+    check_exact(W, wires, g, rng)
+
+
+def test_degenerate_matrices():
+    rng = np.random.default_rng(2)
+    for W in (np.zeros((3, 2)), np.eye(4), np.array([[3.0]]), np.array([[-1.0, 0.0], [0.0, 0.0]]),
+              np.full((5, 3), -7.0), np.array([[2.0 ** -20, 2.0 ** 20]])):
+        wires = [BYTE] * W.shape[0]
+        check_exact(W, wires, solve_cse(W, wires), rng)
+    g = solve_cse(np.zeros((0, 3)), [])
+    assert g.outputs == (None, None, None)
+
+
+def test_wide_values_take_the_exact_python_path():
+    """Intervals past the int64 mirror (> 40 bits) must give exact graphs too."""
+    rng = np.random.default_rng(4)
+    W = int_matrix(rng, 6, 5, 8, zeros=0)
+    wires = [Wire(-(1 << 45), (1 << 45) - 1, 0)] * 6
+    g = solve_cse(W, wires)
+    x = np.array([[(1 << 45) - 1] * 6, [-(1 << 45)] * 6], dtype=object)
+    ref = x.dot(W.astype(np.int64).astype(object))
+    v = [[Fraction(q) for q in x[:, i]] for i in range(6)]   # exact rationals: shifts may be negative
+    for a, b, s, sub in g.ops:
+        vb = [q * Fraction(2) ** s for q in v[b]]
+        v.append([qa - qb if sub else qa + qb for qa, qb in zip(v[a], vb)])
+    for j, o in enumerate(g.outputs):
+        col = [0, 0] if o is None else [(-1) ** o[2] * q * Fraction(2) ** o[1] for q in v[o[0]]]
+        assert col == list(ref[:, j])
+    # the builder's exact intervals switch from int64 to Python ints where products get wide
+    nl = netlist_of(g, wires)
+    assert execute(nl, x.astype(np.int64)).tolist() == ref.tolist()
+
+
+def test_cse_is_deterministic():
+    rng = np.random.default_rng(5)
+    W = int_matrix(rng, 12, 12, 8)
+    assert solve_cse(W, [BYTE] * 12) == solve_cse(W, [BYTE] * 12)
+
+
+def test_errors_are_clear():
+    with pytest.raises(ValueError, match="unknown CMVM method"):
+        solve_cmvm(np.eye(2), [BYTE] * 2, "magic")
+    with pytest.raises(ValueError, match="depth_slack"):
+        solve_cse(np.eye(2), [BYTE] * 2, depth_slack=-1)
+    with pytest.raises(ValueError, match="input wires"):
+        solve_cse(np.eye(2), [BYTE])
+    assert set(SOLVERS) >= {"plain", "cse"}
+    assert csd(7) == [(0, -1), (3, 1)] and dyadic(0.375) == (3, -3)   # the module's public helpers stay
+
+
+@settings(max_examples=200, deadline=None)
+@given(la=st.integers(-300, 300), wa=st.integers(0, 400), fa=st.integers(-3, 5),
+       lb=st.integers(-300, 300), wb=st.integers(0, 400), fb=st.integers(-3, 5),
+       shift=st.integers(-6, 6), sub=st.booleans())
+def test_estimate_add_matches_the_analytic_cost_for_independent_operands(la, wa, fa, lb, wb, fb, shift, sub):
+    a, b = Wire(la, la + wa, fa), Wire(lb, lb + wb, fb)
+    nb = NetlistBuilder()
+    ia, ib = nb.input(a), nb.input(b)
+    k = nb.add(ia, ib, shift, sub)
+    p = nb.prims[k]
+    if not isinstance(p, Add):
+        return  # a constant operand was folded
+    nl = nb.finish([k], [p.wire])
+    cost, lo, hi, f = estimate_add((a.lo, a.hi, a.fraction), (b.lo, b.hi, b.fraction), shift, sub)
+    assert (lo, hi, f) == (p.wire.lo, p.wire.hi, p.wire.fraction)
+    assert cost == add_cost(nl, p)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_networks_lowered_with_cse_match_the_emulator(seed):
+    rng = np.random.default_rng(100 + seed)
+    graph = random_mlp(rng, max_in=10, max_layers=3)
+    x = boundary_inputs(graph.input.op.types, 300, rng, overshoot=True)
+    xq = graph.quantize_input(x)
+    want = graph.emulate_codes(xq)[graph.outputs[0]]
+    for slack in (0, None):
+        nl = simplify(lower_graph(graph, cmvm="cse", depth_slack=slack))
+        assert np.array_equal(execute(nl, xq), want)
+
+
+def test_cse_design_saves_bits_on_a_quantized_layer_and_round_trips():
+    rng = np.random.default_rng(9)
+    gb = GraphBuilder()
+    x = gb.input("fixed<10,4>", 24)
+    W = quantize(rng.normal(size=(24, 16)), "fixed<6,2,RND,SAT>")
+    g = gb.build(gb.relu(gb.dense(x, W, quantize(rng.normal(size=16), "fixed<6,2>"))))
+    plain = Design(g, cmvm="plain").estimate(synth=False)
+    d = Design(g, cmvm="cse", cmvm_depth_slack=1)
+    cse = d.estimate(synth=False)
+    assert cse.adder_bits < 0.8 * plain.adder_bits
+    again = Design.from_json(d.to_json())
+    assert again.cmvm_depth_slack == 1 and again.verilog == d.verilog
+
+
+def test_convert_exposes_the_knob():
+    import inspect
+    import rtl4ml
+    params = inspect.signature(rtl4ml.convert).parameters
+    assert params["cmvm"].default == "cse" and params["cmvm_depth_slack"].default == 1
+    gb = GraphBuilder()
+    with pytest.raises(ValueError, match="cmvm_depth_slack"):
+        Design(gb.build(gb.input("fixed<4,2>", 2)), cmvm_depth_slack=-2)
+
+
+def test_portfolio_budget():
+    assert cmvm_cse.MAX_TRIES >= 1 and cmvm_cse.TRY_BUDGET > 0
+
+
+@pytest.mark.hw
+def test_cse_rtl_matches_emulator_and_netlist():
+    rng = np.random.default_rng(11)
+    graph = random_mlp(rng, max_in=8, max_layers=3)
+    d = Design(graph, name="cse_rtl", clock_ns=1.5, cmvm="cse", cmvm_depth_slack=1)
+    x = boundary_inputs(graph.input.op.types, 2000, rng, overshoot=True)
+    assert np.array_equal(d.execute_netlist(x), d.predict_codes(x))
+    r = d.verify(x)
+    assert r.ok, str(r)
+
+
+@pytest.mark.parametrize("slack", [1, 3, None])
+def test_correlated_columns_are_built_from_each_other_within_the_bound(slack):
+    rng = np.random.default_rng(17)
+    base = rng.integers(-128, 128, size=(20, 1)).astype(np.float64)
+    cols = [base]
+    for _ in range(11):   # each column: an earlier one, scaled and negated, plus two small changes
+        c = cols[int(rng.integers(len(cols)))] * float(rng.choice([1, -1, 2, 0.5]))
+        c = c.copy()
+        c[rng.integers(0, 20, 2)] += rng.integers(-3, 4, size=(2, 1))
+        cols.append(c)
+    W = np.concatenate(cols, axis=1)
+    wires = [BYTE] * 20
+    direct = adder_stats(netlist_of(solve_cse(W, wires, depth_slack=slack, decompose=False), wires))
+    g = solve_cse(W, wires, depth_slack=slack)
+    dec = adder_stats(check_exact(W, wires, g, rng))
+    assert dec.adder_bits < 0.9 * direct.adder_bits
+    if slack is not None:
+        terms = max(len(t) for t in weight_terms(W))
+        assert dec.adder_depth <= (terms - 1).bit_length() + slack
