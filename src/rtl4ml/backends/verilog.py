@@ -169,13 +169,52 @@ class _Emitter:
         body = fit(r, wr, wa.signed, w.width)
         if t.overflow != "WRAP" and (w.lo, w.hi) != (rlo, rhi):
             slo, shi = saturate_bounds(t)
-            cmp = (lambda op, c: f"$signed({r}) {op} $signed({literal(c, wr)})") if wa.signed \
-                else (lambda op, c: f"{r} {op} {literal(c, wr)}")
+            hi_over, lo_over = _overflow_flags(r, wr, wa.signed, t)
             if rlo < slo:
-                body = f"({cmp('<', slo)}) ? {literal(slo, w.width)} : {body}"
+                body = f"({lo_over}) ? {literal(slo, w.width)} : {body}"
             if rhi > shi:
-                body = f"({cmp('>', shi)}) ? {literal(shi, w.width)} : {body}"
+                body = f"({hi_over}) ? {literal(shi, w.width)} : {body}"
         self.declare(k, body)
+
+
+def _any(r: str, hi: int, lo: int) -> str | None:
+    """Verilog for 'some bit of r[hi:lo] is set' (None for an empty range)."""
+    if hi < lo:
+        return None
+    return f"{r}[{lo}]" if hi == lo else f"(|{r}[{hi}:{lo}])"
+
+
+def _not_all(r: str, hi: int, lo: int) -> str | None:
+    """Verilog for 'some bit of r[hi:lo] is clear' (None for an empty range)."""
+    if hi < lo:
+        return None
+    return f"~{r}[{lo}]" if hi == lo else f"(~&{r}[{hi}:{lo}])"
+
+
+def _overflow_flags(r: str, wr: int, signed: bool, t) -> tuple[str, str]:
+    """Above-range and below-range flags of the wr-bit code ``r`` for the saturating type ``t``.
+
+    The target range is a power-of-two window, so overflow is a pattern of the top bits
+    (not all copies of the sign), which maps to a few LUTs instead of two comparators.
+    """
+    w = t.width
+    top = w - 1 if t.signed else w  # lowest bit position that lies above the target's value bits
+    if signed:
+        sign = f"{r}[{wr - 1}]"
+        mag = _any(r, wr - 2, top)
+        hi_over = f"~{sign} & {mag}" if mag else "1'b0"
+        if t.signed:
+            gap = _not_all(r, wr - 2, top)
+            if t.overflow == "SAT_SYM" and wr >= w and w >= 2:  # the most negative code saturates too
+                low = _any(r, w - 2, 0)
+                gap = f"{gap} | ~{low}" if gap else f"~{low}"
+            lo_over = f"{sign} & ({gap})" if gap else "1'b0"
+        else:
+            lo_over = sign
+    else:
+        hi_over = _any(r, wr - 1, top) or "1'b0"
+        lo_over = "1'b0"
+    return hi_over, lo_over
 
 
 def emit_verilog(nl: Netlist, name: str = "net", valid: bool = True) -> str:
