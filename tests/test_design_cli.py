@@ -79,6 +79,19 @@ def test_cli_convert_verify_estimate(model, tmp_path, rng, capsys):
     assert "RTL == emulator on all 300 samples" in capsys.readouterr().out
 
 
+def test_cli_cmvm_knob(model, tmp_path, capsys):
+    torch.save(model, tmp_path / "m.pt")
+    common = ["estimate", str(tmp_path / "m.pt"), "--no-synth", "--json", "--input-type", "fixed<10,4>",
+              "--weight-type", "fixed<8,3>"]
+    main(common + ["--cmvm", "plain"])
+    plain = json.loads(capsys.readouterr().out)
+    main(common + ["--cmvm-depth-slack", "none"])
+    cse = json.loads(capsys.readouterr().out)
+    assert cse["adder_bits"] < plain["adder_bits"]
+    assert main(common + ["--cmvm-depth-slack", "deep"]) == 2
+    assert "--cmvm-depth-slack must be an integer or 'none'" in capsys.readouterr().err
+
+
 def test_cli_per_layer_types(model, tmp_path, capsys):
     torch.save(model, tmp_path / "m.pt")
     rc = main(["estimate", str(tmp_path / "m.pt"), "--no-synth", "--input-type", "fixed<10,4>",

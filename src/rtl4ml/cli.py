@@ -46,6 +46,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--result-type", action="append", help="type of every Linear's output, or LAYER=TYPE")
     g.add_argument("--clock-ns", type=float, default=5.0, help="target clock period in ns (default 5.0)")
     g.add_argument("--name", default="net", help="Verilog module name (default net)")
+    g.add_argument("--cmvm", default="cse", choices=["cse", "plain"],
+                   help="constant-matrix solver: cse shares partial sums (default), plain shares nothing")
+    g.add_argument("--cmvm-depth-slack", default="1",
+                   help="adder levels a layer may add for sharing (area/latency knob; default 1, 'none': unbounded)")
 
 
 def _design(args):
@@ -56,9 +60,14 @@ def _design(args):
         raise CLIError(f"{path} does not exist")
     if path.is_dir() or path.suffix == ".json":
         return rtl4ml.load(path)
+    slack = args.cmvm_depth_slack
+    try:
+        slack = None if slack.lower() == "none" else int(slack)
+    except ValueError:
+        raise CLIError(f"--cmvm-depth-slack must be an integer or 'none', got {slack!r}") from None
     return rtl4ml.convert(path, input_type=args.input_type, weight_type=_types(args.weight_type),
                           bias_type=_types(args.bias_type), result_type=_types(args.result_type),
-                          clock_ns=args.clock_ns, name=args.name)
+                          clock_ns=args.clock_ns, name=args.name, cmvm=args.cmvm, cmvm_depth_slack=slack)
 
 
 def _load_inputs(path: str, n: int | None) -> np.ndarray:
