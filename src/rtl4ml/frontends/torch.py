@@ -3,7 +3,10 @@
 Layers are converted by handlers registered per module class in :data:`LAYER_HANDLERS`,
 so QAT modules (``rtl4ml.nn``) and future layers plug in without touching this walk.
 Plain ``nn.Linear`` layers use post-training quantization: weights and biases are rounded
-to the given types; ``result_type`` is applied to every Linear's output.
+to the given types; ``result_type`` is applied to every Linear's output. A ``BatchNorm1d``
+right after an ``nn.Linear`` is folded into it (running statistics) before the rounding.
+Quantization-aware layers (:mod:`rtl4ml.nn`) register their own handlers and carry their
+own types, so such a model converts with no type arguments.
 
 Model files are loaded with ``torch.load(weights_only=True)`` and an allow-list of exactly
 the layer classes rtl4ml converts, so a file that holds anything else (arbitrary pickled
@@ -43,9 +46,14 @@ class ConvertContext:
     tensor: str | None = None      # name of the current graph tensor
     size: int | None = None        # its number of elements
     linear_names: list[str] = field(default_factory=list)
+    model: "nn.Module | None" = None   # the whole model being converted
+    cache: dict = field(default_factory=dict)   # per-conversion memo for handlers
+    #: ``check(graph)`` callables run on the finished graph (e.g. exactness checks).
+    checks: list[Callable[[Graph], None]] = field(default_factory=list)
 
     def type_for(self, option: str, layer: str, required: bool = True):
         """Resolve a type option that is a string or a ``{layer name: string}`` dict."""
+        self.cache.setdefault("used_options", set()).add(option)
         spec = self.options.get(option)
         if isinstance(spec, dict):
             if layer not in spec:
@@ -69,11 +77,26 @@ Handler = Callable[[ConvertContext, str, "nn.Module"], None]
 LAYER_HANDLERS: dict[type, Handler] = {}
 
 
+#: Sub-module classes (not layers themselves) that a saved model may contain, e.g. quantizers.
+SAFE_CLASSES: set[type] = set()
+
+
 def register_layer(cls: type) -> Callable[[Handler], Handler]:
     def deco(fn: Handler) -> Handler:
         LAYER_HANDLERS[cls] = fn
         return fn
     return deco
+
+
+def register_safe_class(cls: type) -> type:
+    """Allow ``cls`` (a sub-module of a convertible layer) when loading model files."""
+    SAFE_CLASSES.add(cls)
+    return cls
+
+
+def _load_plugins() -> None:
+    """Import the packages that register layer handlers (rtl4ml.nn), once torch is there."""
+    from .. import nn as _qat  # noqa: F401  (registers QInput, QLinear, QReLU, ...)
 
 
 def _require_torch() -> None:
@@ -136,6 +159,46 @@ if torch is not None:
     register_layer(nn.ReLU)(_relu)
     for _cls in (nn.Identity, nn.Dropout, nn.Flatten):
         register_layer(_cls)(_passthrough)
+    register_safe_class(nn.BatchNorm1d)  # folded into the Linear before it (see _fold_batchnorms)
+
+
+def _fold_into_linear(lin, bn):
+    """A float64 ``nn.Linear`` equal to ``bn(lin(x))`` in evaluation mode."""
+    f64 = torch.float64
+    scale = (bn.weight.detach().to(f64) if bn.affine else torch.ones(bn.num_features, dtype=f64)) \
+        / torch.sqrt(bn.running_var.detach().to(f64) + bn.eps)
+    shift = bn.bias.detach().to(f64) if bn.affine else torch.zeros(bn.num_features, dtype=f64)
+    b = lin.bias.detach().to(f64) if lin.bias is not None else torch.zeros(lin.out_features, dtype=f64)
+    out = nn.Linear(lin.in_features, lin.out_features, dtype=f64)
+    with torch.no_grad():
+        out.weight.copy_(lin.weight.detach().to(f64) * scale[:, None])
+        out.bias.copy_((b - bn.running_mean.detach().to(f64)) * scale + shift)
+    return out
+
+
+def _fold_batchnorms(layers: list) -> list:
+    """Fold every ``BatchNorm1d`` into the plain ``nn.Linear`` right before it."""
+    out: list = []
+    for name, m in layers:
+        if not isinstance(m, nn.BatchNorm1d):
+            out.append((name, m))
+            continue
+        prev = out[-1] if out else None
+        if prev is not None and type(prev[1]).__name__ == "QLinear":
+            raise ConversionError(
+                f"layer {name!r} (BatchNorm1d) follows QLinear {prev[0]!r}, whose weights were quantized without it; "
+                "build that layer as qnn.QLinear(..., batchnorm=True) so the folded weights are quantized in "
+                "training (or call rtl4ml.nn.fold_batchnorm(model), then calibrate again)")
+        if prev is None or not isinstance(prev[1], nn.Linear):
+            raise ConversionError(f"layer {name!r} (BatchNorm1d) must directly follow a Linear layer, into which "
+                                  "it is folded")
+        if not m.track_running_stats or m.running_mean is None:
+            raise ConversionError(f"layer {name!r} (BatchNorm1d) has no running statistics to fold")
+        if m.num_features != prev[1].out_features:
+            raise ConversionError(f"layer {name!r} (BatchNorm1d) has {m.num_features} features but follows a "
+                                  f"layer with {prev[1].out_features} outputs")
+        out[-1] = (prev[0], _fold_into_linear(prev[1], m))
+    return out
 
 
 def _leaves(model, prefix: str = ""):
@@ -162,10 +225,12 @@ def from_torch(model, **options) -> Graph:
     type string or ``{layer name: type string}``), used by layers that need them.
     """
     _require_torch()
+    _load_plugins()
     if not isinstance(model, nn.Module):
         raise ConversionError(f"expected a torch.nn.Module, got {type(model).__name__}")
     layers = list(_leaves(model)) if isinstance(model, nn.Sequential) else [("", model)]
-    ctx = ConvertContext(GraphBuilder(), options)
+    layers = _fold_batchnorms(layers)
+    ctx = ConvertContext(GraphBuilder(), options, model=model)
     for opt in ("weight_type", "bias_type", "result_type"):
         spec = options.get(opt)
         if isinstance(spec, dict):
@@ -184,7 +249,15 @@ def from_torch(model, **options) -> Graph:
         raise ConversionError("the model has no layers to convert")
     if ctx.builder.nodes[-1].op.kind == "input":
         raise ConversionError("the model has no computing layer (only pass-through layers)")
-    return ctx.builder.build(ctx.tensor)
+    used = ctx.cache.get("used_options", set())
+    unused = [o for o in ("weight_type", "bias_type", "result_type") if options.get(o) is not None and o not in used]
+    if unused:
+        raise ConversionError(f"{', '.join(unused)} given, but no layer of this model uses it: layers from "
+                              "rtl4ml.nn carry their own trained types; remove the argument")
+    graph = ctx.builder.build(ctx.tensor)
+    for check in ctx.checks:
+        check(graph)
+    return graph
 
 
 # --------------------------------------------------------------------------- model files
@@ -196,8 +269,9 @@ def load_torch_file(path: str | Path):
     Only the module classes rtl4ml converts are allowed to be reconstructed.
     """
     _require_torch()
+    _load_plugins()
     path = Path(path)
-    allowed = [c for c in LAYER_HANDLERS] + [nn.Sequential]
+    allowed = [c for c in LAYER_HANDLERS] + sorted(SAFE_CLASSES, key=lambda c: c.__name__) + [nn.Sequential]
     try:
         with torch.serialization.safe_globals(allowed):
             obj = torch.load(path, weights_only=True, map_location="cpu")

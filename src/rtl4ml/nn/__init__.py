@@ -1,0 +1,37 @@
+"""Quantization-aware training with learnable per-weight and per-activation precision.
+
+    import rtl4ml, rtl4ml.nn as qnn
+    model = torch.nn.Sequential(qnn.QInput(16), qnn.QLinear(16, 64), qnn.QReLU(),
+                                qnn.QLinear(64, 5))
+    loss = task_loss + beta * qnn.ebops(model)      # differentiable resource term
+    qnn.calibrate(model, x_sample)                  # fix integer bits before export
+    design = rtl4ml.convert(model, clock_ns=2.5)    # types come from the model
+
+Every weight and activation has its own learnable number of fractional bits (or one per
+channel / layer); integer bits come from calibrated ranges (WRAP) or are learned through the
+clip (SAT). Bits that reach zero prune the weight or activation, and the hardware drops it.
+The evaluation forward pass in float64 equals the converted design bit for bit. See
+``docs/tutorial.md``.
+"""
+
+from __future__ import annotations
+
+try:
+    import torch  # noqa: F401
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError("rtl4ml.nn needs torch: pip install torch==2.13.0 'rtl4ml[torch]'") from e
+
+from .calibrate import calibrate, check_calibrated, parameter_digest
+from .layers import QActivation, QInput, QLinear, QReLU
+from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
+from .resources import BetaScheduler, LayerCost, bit_parameters, bit_penalty, ebops, layer_costs, ordered_layers
+from .utils import fold_batchnorm, from_float, init_lazy
+from . import export as _export  # noqa: F401,E402  (registers the layers with the torch frontend)
+
+__all__ = [
+    "QInput", "QLinear", "QReLU", "QActivation",
+    "ActivationQuantizer", "WeightQuantizer", "QuantizerError",
+    "ebops", "bit_penalty", "bit_parameters", "layer_costs", "LayerCost", "BetaScheduler", "ordered_layers",
+    "calibrate", "check_calibrated", "parameter_digest",
+    "fold_batchnorm", "from_float", "init_lazy",
+]

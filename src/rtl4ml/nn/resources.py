@@ -1,0 +1,173 @@
+"""Differentiable resource terms for the loss: effective bit operations and L1 bit pressure.
+
+EBOPs (effective bit operations) estimate what the shift-and-add hardware of a layer costs:
+a constant multiplication ``x_i * w_ij`` costs about ``bits(x_i) * bits(w_ij)`` bit-level
+adder cells, and adding the product into the output's sum costs about
+``bits(x_i) + bits(w_ij)`` more (the accumulator term). A pruned weight (0 bits) or a
+constant-zero activation (0 bits) costs nothing, exactly as in the generated hardware. Bit
+counts come from the quantizers with a gradient of 1 per fractional bit, so
+``loss = task_loss + beta * ebops(model)`` trades accuracy against hardware during training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .layers import QActivation, QLinear
+from .quantizer import ActivationQuantizer, QuantizerError
+
+_PASSTHROUGH = (nn.Identity, nn.Dropout, nn.Flatten)
+
+
+def ordered_layers(model: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """Leaf layers in forward order (registration order; nested Sequentials flattened).
+
+    rtl4ml.nn layers are leaves even though they own quantizer sub-modules.
+    """
+    if isinstance(model, (QActivation, QLinear)) or not list(model.children()):
+        yield prefix.rstrip("."), model
+        return
+    for name, child in model.named_children():
+        yield from ordered_layers(child, f"{prefix}{name}.")
+
+
+@dataclass
+class LayerCost:
+    """Resource figures of one QLinear layer (floats, for reports)."""
+
+    name: str
+    ebops: float              # sum of input bits x weight bits
+    accumulator: float        # sum over live weights of (input bits + weight bits)
+    live_weights: int
+    weights: int
+    mean_weight_bits: float   # over live weights
+    live_inputs: int
+    inputs: int
+
+
+def _layer_terms(model: nn.Module):
+    """Yield (name, QLinear, input bits or None) in forward order."""
+    bits_in = None
+    for name, m in ordered_layers(model):
+        if isinstance(m, QActivation):
+            bits_in = m.quantizer.bits()
+        elif isinstance(m, QLinear):
+            yield name, m, bits_in
+            bits_in = None
+        elif isinstance(m, (nn.ReLU,) + _PASSTHROUGH):
+            continue
+        else:
+            bits_in = None
+
+
+def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
+    """Differentiable effective bit operations of every QLinear in ``model``.
+
+    ``sum_ij bits(x_i) * bits(w_ij)``, plus with ``accumulator=True`` the accumulator term
+    ``sum over live w_ij of (bits(x_i) + bits(w_ij))``. Input bits come from the quantizer in
+    front of each layer (:class:`QInput`, :class:`QReLU`, ...), as of the last forward pass
+    (training) or the calibration (evaluation). ``accumulator=False`` is the EBOPs figure of
+    HGQ.
+    """
+    total = None
+    for name, layer, bits_in in _layer_terms(model):
+        if bits_in is None:
+            raise QuantizerError(f"QLinear {name!r} has no quantizer in front of it (qnn.QInput, qnn.QReLU or "
+                                 "qnn.QActivation), so its input bits are unknown")
+        bw = layer.weight_bits()
+        bits_in = bits_in.to(bw.dtype)
+        term = (bw * bits_in[None, :]).sum()
+        if accumulator:
+            live = (bw.detach() > 0).to(bw.dtype)
+            term = term + (live * (bw + bits_in[None, :])).sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise QuantizerError("the model has no QLinear layer to count EBOPs for")
+    return total
+
+
+def bit_penalty(model: nn.Module) -> torch.Tensor:
+    """L1 pressure on bit counts: the total bits of every quantized weight, bias and activation."""
+    total = None
+    for m in model.modules():
+        if isinstance(m, QLinear):
+            t = m.weight_bits().sum() + m.bias_bits().sum()
+        elif isinstance(m, ActivationQuantizer):
+            t = m.bits().sum()
+        else:
+            continue
+        total = t if total is None else total + t
+    if total is None:
+        raise QuantizerError("the model has no rtl4ml.nn layers")
+    return total
+
+
+def layer_costs(model: nn.Module) -> list[LayerCost]:
+    """Per-QLinear resource figures (after a forward pass or calibration), for reports."""
+    out = []
+    with torch.no_grad():
+        for name, layer, bits_in in _layer_terms(model):
+            bw = layer.weight_bits().double()
+            bi = bits_in.double() if bits_in is not None else torch.zeros(layer.in_features, dtype=torch.float64)
+            live = bw > 0
+            out.append(LayerCost(
+                name=name, ebops=float((bw * bi[None, :]).sum()),
+                accumulator=float((live * (bw + bi[None, :])).sum()),
+                live_weights=int(live.sum()), weights=bw.numel(),
+                mean_weight_bits=float(bw[live].mean()) if live.any() else 0.0,
+                live_inputs=int((bi > 0).sum()), inputs=bi.numel()))
+    return out
+
+
+class BetaScheduler:
+    """The EBOPs coefficient per epoch: 0 during warm-up, then a ramp to ``beta``, then constant.
+
+    ``mode="log"`` ramps geometrically from ``beta * start_fraction`` (the usual choice: the
+    resource term spans orders of magnitude), ``"linear"`` linearly from 0.
+
+        sched = BetaScheduler(3e-6, warmup=5, ramp=20)
+        for epoch in range(epochs):
+            beta = sched(epoch)
+    """
+
+    def __init__(self, beta: float, warmup: int = 0, ramp: int = 0, mode: str = "log",
+                 start_fraction: float = 1e-2) -> None:
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        if mode not in ("log", "linear"):
+            raise ValueError(f"mode must be 'log' or 'linear', got {mode!r}")
+        if not 0 < start_fraction <= 1:
+            raise ValueError(f"start_fraction must be in (0, 1], got {start_fraction}")
+        self.beta, self.warmup, self.ramp, self.mode = float(beta), int(warmup), int(ramp), mode
+        self.start_fraction = float(start_fraction)
+
+    def __call__(self, epoch: float) -> float:
+        if epoch < self.warmup:
+            return 0.0
+        if self.ramp <= 0 or epoch >= self.warmup + self.ramp:
+            return self.beta
+        t = (epoch - self.warmup) / self.ramp
+        if self.mode == "linear":
+            return self.beta * t
+        return self.beta * math.exp(math.log(self.start_fraction) * (1 - t))
+
+
+def bit_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The learnable bit counts (``f``, and ``i`` of SAT quantizers) of every rtl4ml.nn quantizer.
+
+    Useful for an optimizer parameter group with its own learning rate: with Adam a bit
+    count moves about one learning rate per step, so short trainings may want a larger one.
+    """
+    from .quantizer import WeightQuantizer
+    out = []
+    for m in model.modules():
+        if isinstance(m, (ActivationQuantizer, WeightQuantizer)):
+            out.append(m.f)
+            if getattr(m, "i", None) is not None:
+                out.append(m.i)
+    return out
