@@ -120,10 +120,15 @@ def _ensure_input(ctx: ConvertContext, layer: str, size: int) -> None:
     ctx.tensor, ctx.size = ctx.builder.input(types, name="x"), size
 
 
-def _quantized(values: np.ndarray, t, layer: str, what: str) -> np.ndarray:
+def check_finite(values: np.ndarray, layer: str, what: str) -> None:
+    """Refuse NaN/inf parameters with the layer, the array and the index in the message."""
     if not np.all(np.isfinite(values)):
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
-        raise ConversionError(f"layer {layer!r}: {what} has a non-finite value {values[idx]!r} at index {idx}")
+        raise ConversionError(f"layer {layer!r}: {what} has a non-finite value {float(values[idx])} at index {idx}")
+
+
+def _quantized(values: np.ndarray, t, layer: str, what: str) -> np.ndarray:
+    check_finite(values, layer, what)
     return quantize(values, t)
 
 

@@ -15,7 +15,8 @@ from fractions import Fraction
 import numpy as np
 from torch import nn
 
-from ..frontends.torch import ConversionError, ConvertContext, _ensure_input, register_layer, register_safe_class
+from ..frontends.torch import (ConversionError, ConvertContext, _ensure_input, check_finite, register_layer,
+                               register_safe_class)
 from ..graph import Graph
 from .calibrate import check_calibrated, parameter_digest
 from .layers import QActivation, QInput, QLinear, QReLU
@@ -77,10 +78,8 @@ def _qlinear(ctx: ConvertContext, name: str, m: QLinear) -> None:
         w, b = m.export_params()
     except QuantizerError as e:
         raise ConversionError(f"layer {name!r} (QLinear): {e}") from None
-    for what, a in (("weight", w), ("bias", b)):
-        if not np.all(np.isfinite(a)):
-            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-            raise ConversionError(f"layer {name!r} (QLinear): {what} has a non-finite value {a[idx]!r} at index {idx}")
+    check_finite(w, name, "QLinear weight")
+    check_finite(b, name, "QLinear bias")
     node = ctx.builder.dense(ctx.tensor, w, b, name=name or "dense")
     ctx.tensor, ctx.size = node, m.out_features
     ctx.checks.append(lambda g, node=node, name=name: check_float64_exact(g, node, name))

@@ -94,6 +94,17 @@ def remove_dead(nl: Netlist) -> Netlist:
     return Netlist(tuple(prims), nl.input_types, tuple(new_id[o] for o in nl.outputs), nl.output_types, nl.latency)
 
 
+def reader_counts(nl: Netlist) -> list[int]:
+    """How many primitives (and output slots) read each wire."""
+    readers = [0] * len(nl.prims)
+    for p in nl.prims:
+        for a in p.args:
+            readers[a] += 1
+    for o in nl.outputs:
+        readers[o] += 1
+    return readers
+
+
 def fuse_rounding(nl: Netlist) -> Netlist:
     """Merge a round-half-up quantizer into the constant addition (bias) that feeds it.
 
@@ -101,12 +112,7 @@ def fuse_rounding(nl: Netlist) -> Netlist:
     biased neuron (the rounding adder is as wide as the sum). Done only where the addition's
     sole reader is the quantizer, so no other reader sees the shifted constant.
     """
-    readers = [0] * len(nl.prims)
-    for p in nl.prims:
-        for a in p.args:
-            readers[a] += 1
-    for o in nl.outputs:
-        readers[o] += 1
+    readers = reader_counts(nl)
     fused: dict[int, tuple[int, int, int]] = {}   # Add id -> (new constant code, its fraction, code bump)
     for p in nl.prims:
         if not (isinstance(p, Quant) and p.target.rounding == "RND"):
@@ -145,12 +151,7 @@ def fuse_relu(nl: Netlist) -> Netlist:
     to ``[0, M]``; the unsigned type with the same integer and fraction bits clamps straight
     to ``[0, M]`` after the same rounding. Done where the quantizer's only reader is the ReLU.
     """
-    readers = [0] * len(nl.prims)
-    for p in nl.prims:
-        for a in p.args:
-            readers[a] += 1
-    for o in nl.outputs:
-        readers[o] += 1
+    readers = reader_counts(nl)
     twins: dict[int, Quant] = {}
     for p in nl.prims:
         if not isinstance(p, Relu) or readers[p.a] != 1:
