@@ -19,6 +19,7 @@ Constants and wiring cost no time; the delay model is documented in :class:`Dela
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from ..netlist.ir import Add, Const, Input, Netlist, Prim, Quant, Reg, Relu, Scale
@@ -36,7 +37,8 @@ class DelayModel:
     gives cell counts, not nanoseconds: the per-cell figures are UltraScale+ (-2) typical
     values, one LUT level with its local routing 0.5 ns and a CARRY4 hop 0.06 ns
     (0.015 ns/bit). ``adder_ns`` therefore covers one LUT level plus routing into the carry
-    chain, ``adder_ns_per_bit`` the ripple.
+    chain, ``adder_ns_per_bit`` the ripple. A saturation is an OR/AND tree over the top bits
+    (``ceil(log6 k)`` LUT levels for ``k`` bits) and one select level, ``mux_ns`` each.
     """
 
     adder_ns: float = 0.5
@@ -55,7 +57,10 @@ class DelayModel:
             src = nl.prims[p.a].wire
             t = self.adder(src.width + 1) if p.target.rounding != "TRN" and src.fraction > p.target.fraction else 0.0
             if p.target.overflow != "WRAP" and (p.wire.lo, p.wire.hi) != (src.lo, src.hi):
-                t += self.adder(src.width) + self.mux_ns  # compare, then select
+                # the Verilog tests the k top bits against the sign (a tree of 6-input LUTs),
+                # then selects: no carry chain
+                k = max(src.width - p.target.width + 1, 2)
+                t += self.mux_ns * (math.ceil(math.log(k, 6)) + 1)
             return t
         return 0.0
 
