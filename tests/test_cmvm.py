@@ -145,6 +145,22 @@ def test_wide_values_take_the_exact_python_path():
     assert execute(nl, x.astype(np.int64)).tolist() == ref.tolist()
 
 
+def test_linear_keeps_exact_intervals_when_one_operand_is_already_wide():
+    """A node whose coefficients left int64 added to one still in int64: no silent wrap-around."""
+    g = AdderGraph(2, ((0, 1, 70, False), (0, 1, 50, False), (2, 3, 20, False)), ((4, 0, False),))
+    nb = NetlistBuilder()
+    xs = [nb.input(BYTE) for _ in range(2)]
+    nb.linear(g, xs)
+    coef = {0: (1, 0), 1: (0, 1)}   # node -> exact coefficients of (x0, x1), Python ints
+    for k, (a, b, s, sub) in enumerate(g.ops, start=2):
+        sign = -1 if sub else 1
+        coef[k] = tuple(ca + sign * (cb << s) for ca, cb in zip(coef[a], coef[b]))
+    top = coef[4]
+    lo = sum(min(c * BYTE.lo, c * BYTE.hi) for c in top)
+    hi = sum(max(c * BYTE.lo, c * BYTE.hi) for c in top)
+    assert (nb.prims[-1].wire.lo, nb.prims[-1].wire.hi) == (lo, hi)
+
+
 def test_cse_is_deterministic():
     rng = np.random.default_rng(5)
     W = int_matrix(rng, 12, 12, 8)

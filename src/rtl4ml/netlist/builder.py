@@ -149,8 +149,9 @@ class NetlistBuilder:
             e = min(exp[a], exp[b] + s)
             ca, cb = coef[a], coef[b]
             sa, sb = exp[a] - e, exp[b] + s - e
-            if ca.dtype != object and (max(sa, sb) >= 62 or (_maxabs(ca) << sa) + (_maxabs(cb) << sb) >= budget):
-                ca, cb = ca.astype(object), cb.astype(object)   # would leave the safe int64 range
+            if (ca.dtype == object or cb.dtype == object or max(sa, sb) >= 62
+                    or (_maxabs(ca) << sa) + (_maxabs(cb) << sb) >= budget):
+                ca, cb = ca.astype(object), cb.astype(object)   # both exact: int64 would wrap silently
             c = ca * (1 << sa)
             cb = cb * (1 << sb)
             c = c - cb if sub else c + cb
