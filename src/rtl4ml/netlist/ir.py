@@ -12,7 +12,8 @@ tuple is a topological order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 
 from ..fixed import FixedType, code_width
@@ -59,6 +60,11 @@ class Prim:
     def args(self) -> tuple[int, ...]:
         """Ids of the wires this primitive reads."""
         return ()
+
+    def with_args(self, args: Sequence[int]) -> Prim:
+        """The same primitive reading wires ``args`` instead (in the order of :attr:`args`);
+        passes renumber wires with it. Operand fields are named ``a`` and ``b``."""
+        return replace(self, **dict(zip(("a", "b"), args))) if args else self
 
     def key(self) -> tuple:
         """Structural identity (everything but the result type), for hash-consing."""

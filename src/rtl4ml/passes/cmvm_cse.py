@@ -33,6 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..fixed import code_width
 from ..netlist.ir import Wire
 from .cmvm import AdderGraph, dyadic, weight_terms
 
@@ -42,12 +43,6 @@ _OFF = _SH // 4           # shifts must lie in [-_OFF, _OFF): relative shifts th
 _NARROW = 3              # one more occurrence of a pattern is worth 3 bits of its width
 _TREE_BATCH = 1 << 20     # output trees are built in batches of about this many pair keys
 _BIAS = 1 << 40           # heap entries are ints ((_BIAS - weight) << 62 | pair key): fast compares
-
-
-def _width(lo: int, hi: int) -> int:
-    if lo < 0:
-        return 1 + max(hi.bit_length() if hi > 0 else 0, (-lo - 1).bit_length())
-    return hi.bit_length()
 
 
 def estimate_add(a: tuple[int, int, int], b: tuple[int, int, int], shift: int, sub: bool) -> tuple[int, int, int, int]:
@@ -65,7 +60,7 @@ def estimate_add(a: tuple[int, int, int], b: tuple[int, int, int], shift: int, s
         lb, hb = -hb, -lb
     lo = (la << sa) + (lb << sb)
     hi = (ha << sa) + (hb << sb)
-    w = _width(lo, hi)
+    w = code_width(lo, hi)[1]
     if sb > sa:
         w -= sb
     elif sa > sb and not sub:
@@ -82,11 +77,11 @@ class _Vars:
         self.frac = [w.fraction for w in inputs]
         self.depth = [0] * len(inputs)
         self.ops: list[tuple[int, int, int, bool]] = []
-        self.n_in = len(inputs)
         cap = len(inputs) + 16
         self.np = np.zeros((3, cap), dtype=np.int64)    # lo, hi, fraction, for vectorized costs
         self.exact = True                                # every value fits the int64 mirror
         self.bits = 0                                    # widest |value| so far, in bits
+        self.cost = 0                                    # estimated adder bits of all adders so far
         self.frac_range = (min(self.frac, default=0), max(self.frac, default=0))
         for v in range(len(inputs)):
             self._mirror(v)
@@ -114,10 +109,10 @@ class _Vars:
         Vectorized :func:`estimate_add`; it falls back to Python ints where int64 could overflow.
         """
         spread = int(np.abs(d).max(initial=0)) + self.frac_range[1] - self.frac_range[0]
-        if not self.exact or self.bits + spread > 60:
+        if not self.exact or self.bits + spread > 52:   # |lo|, |hi| < 2**53: _bitlen is exact
             out = [estimate_add(self.wire(x), self.wire(y), s, bool(g))
                    for x, y, s, g in zip(a.tolist(), b.tolist(), d.tolist(), sub.tolist())]
-            return (np.array([_width(lo, hi) for _, lo, hi, _ in out], dtype=np.int64),
+            return (np.array([code_width(lo, hi)[1] for _, lo, hi, _ in out], dtype=np.int64),
                     np.array([c for c, _, _, _ in out], dtype=np.int64))
         la, ha, fa = self.np[:, a]
         lb, hb, fb = self.np[:, b]
@@ -136,7 +131,8 @@ class _Vars:
         return self.lo[v], self.hi[v], self.frac[v]
 
     def add(self, a: int, b: int, shift: int, sub: bool) -> int:
-        _, lo, hi, f = estimate_add(self.wire(a), self.wire(b), shift, sub)
+        cost, lo, hi, f = estimate_add(self.wire(a), self.wire(b), shift, sub)
+        self.cost += cost
         self.lo.append(lo)
         self.hi.append(hi)
         self.frac.append(f)
@@ -231,11 +227,10 @@ class _Counts:
     involving a subexpression are all born when it is made: plain dicts updated in C.
     """
 
-    def __init__(self, pairs: _Pairs, vs: _Vars, n_in: int, initial: list[np.ndarray], jitter: int = 0) -> None:
+    def __init__(self, pairs: _Pairs, vs: _Vars, initial: list[np.ndarray], jitter: int = 0) -> None:
         self.rng = np.random.default_rng(jitter) if jitter else None
         self.pairs = pairs
         self.vs = vs
-        self.n_in = n_in
         allk = np.concatenate(initial) if initial else np.zeros(0, dtype=np.int64)
         uk, cnt = np.unique(allk, return_counts=True)
         keep = cnt >= 2
@@ -343,7 +338,7 @@ def solve_cse(W: np.ndarray, inputs: Sequence[Wire], depth_slack: int | None = 1
     (:mod:`rtl4ml.passes.cmvm_decompose`) and keep it where it is cheaper within the depth bound.
     """
     W = np.asarray(W, dtype=np.float64)
-    n_in, n_out = W.shape
+    n_in = W.shape[0]
     if len(inputs) != n_in:
         raise ValueError(f"{n_in} matrix rows but {len(inputs)} input wires")
     if depth_slack is not None and depth_slack < 0:
@@ -360,7 +355,7 @@ def solve_cse(W: np.ndarray, inputs: Sequence[Wire], depth_slack: int | None = 1
     best = None
     for k in range(max(int(tries), 1)):
         vs, roots = _solve_once(terms, inputs, levels, jitter=k)
-        bits = _estimate_bits(vs)
+        bits = vs.cost
         if best is None or bits < best[0]:
             best = (bits, vs, roots)
     if decompose and len(rep_cols) >= 3:
@@ -377,11 +372,6 @@ def solve_cse(W: np.ndarray, inputs: Sequence[Wire], depth_slack: int | None = 1
         node, shift, neg = roots[al[0]]
         outputs.append((node, shift + al[1], neg ^ al[2]))
     return AdderGraph(n_in, tuple(vs.ops), tuple(outputs))
-
-
-def _estimate_bits(vs: _Vars) -> int:
-    """Adder bits of all adders made so far (interval estimate of the analytic cost)."""
-    return sum(estimate_add(vs.wire(a), vs.wire(b), s, sub)[0] for a, b, s, sub in vs.ops)
 
 
 def _solve_once(terms: list[list[tuple[int, int, bool]]], inputs: Sequence[Wire], levels: int | None,
@@ -402,11 +392,10 @@ def _solve_once(terms: list[list[tuple[int, int, bool]]], inputs: Sequence[Wire]
         outs.append(_Output(keys, [int(g) for _, _, g in ts], max(len(ts), 1)))
         outs[-1].kraft = len(ts)
     need = [max(len(t) - 1, 0).bit_length() for t in terms]
-    bound = None if levels is None else 1 << max(levels, max(need, default=0))
     for o, nd, lv in zip(outs, need, out_levels if out_levels is not None else [levels] * len(outs)):
         o.bound = None if levels is None else 1 << max(lv, nd)
 
-    counts = _Counts(pairs, vs, n_in, [pairs.all_pairs(*o.live()) for o in outs], jitter)
+    counts = _Counts(pairs, vs, [pairs.all_pairs(*o.live()) for o in outs], jitter)
     heap = counts.initial_heap()
     var_outs: list[set[int]] = [set() for _ in range(n_in)]
     for j, o in enumerate(outs):
@@ -420,7 +409,7 @@ def _solve_once(terms: list[list[tuple[int, int, bool]]], inputs: Sequence[Wire]
         grow = (1 << (max(vs.depth[a], vs.depth[b]) + 1)) - (1 << vs.depth[a]) - (1 << vs.depth[b])
         for j in sorted(var_outs[a] & var_outs[b]):
             o = outs[j]
-            if bound is not None and o.kraft + grow > o.bound:
+            if levels is not None and o.kraft + grow > o.bound:
                 continue
             da, db = o.by_var.get(a), o.by_var.get(b)
             if not da or not db:
@@ -434,7 +423,7 @@ def _solve_once(terms: list[list[tuple[int, int, bool]]], inputs: Sequence[Wire]
                 gb = db.get(s + d)
                 if gb is None or (g ^ gb) != sub or (a == b and s + d in used):
                     continue
-                if bound is not None and o.kraft + grow * (n + 1) > o.bound:
+                if levels is not None and o.kraft + grow * (n + 1) > o.bound:
                     break
                 if a == b:
                     used.update((s, s + d))
@@ -499,7 +488,7 @@ def _solve_once(terms: list[list[tuple[int, int, bool]]], inputs: Sequence[Wire]
 
     max_depth = max(vs.depth, default=0)
     free = 1 << max(max(need, default=0), max_depth)   # unbounded: no deeper than needed anyway
-    return vs, _trees(vs, outs, [free if bound is None else o.bound for o in outs])
+    return vs, _trees(vs, outs, [free if levels is None else o.bound for o in outs])
 
 
 def _trees(vs: _Vars, outs: list[_Output], bounds: list[int]) -> list[tuple[int, int, bool] | None]:

@@ -91,8 +91,6 @@ def spanning_tree(M: np.ndarray, height: int = MAX_HEIGHT) -> list[tuple[int, in
 
 def solve_decomposed(W: np.ndarray, inputs: Sequence[Wire], levels: int | None, to_beat: int):
     """``(bits, vars, roots)`` of the decomposed solution if it beats ``to_beat`` bits, else None."""
-    from .cmvm_cse import _estimate_bits
-
     M = _integer_columns(W)
     if M is None:
         return None
@@ -118,7 +116,7 @@ def solve_decomposed(W: np.ndarray, inputs: Sequence[Wire], levels: int | None, 
     vs, roots = best
     if levels is not None and max(vs.depth[r[0]] for r in roots) > levels:
         return None
-    bits = _estimate_bits(vs)
+    bits = vs.cost
     return (bits, vs, roots) if bits < to_beat else None
 
 

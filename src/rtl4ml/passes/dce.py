@@ -48,10 +48,10 @@ def fold_constants(nl: Netlist) -> Netlist:
         elif isinstance(p, Add) and cs[0] is not None and cs[0][0] == 0 and not p.sub and p.shift == 0:
             k = args[1]
         if k is None:
-            prims.append(_with_args(p, args))
+            prims.append(p.with_args(args))
             k = len(prims) - 1
         new_id.append(k)
-    return Netlist(tuple(prims), nl.input_types, tuple(new_id[o] for o in nl.outputs), nl.output_types, nl.latency)
+    return _renumbered(nl, prims, new_id)
 
 
 def _evaluate(p: Prim, cs: list[tuple[int, int]]) -> tuple[int, int]:
@@ -89,9 +89,9 @@ def remove_dead(nl: Netlist) -> Netlist:
     new_id: dict[int, int] = {}
     for k, p in enumerate(nl.prims):
         if live[k]:
-            prims.append(_with_args(p, [new_id[a] for a in p.args]))
+            prims.append(p.with_args([new_id[a] for a in p.args]))
             new_id[k] = len(prims) - 1
-    return Netlist(tuple(prims), nl.input_types, tuple(new_id[o] for o in nl.outputs), nl.output_types, nl.latency)
+    return _renumbered(nl, prims, new_id)
 
 
 def reader_counts(nl: Netlist) -> list[int]:
@@ -139,9 +139,9 @@ def fuse_rounding(nl: Netlist) -> Netlist:
             args[0] = len(prims) - 1
         elif isinstance(p, Quant) and p.a in fused:
             p = replace(p, target=replace(p.target, rounding="TRN"))
-        prims.append(_with_args(p, args))
+        prims.append(p.with_args(args))
         new_id.append(len(prims) - 1)
-    return Netlist(tuple(prims), nl.input_types, tuple(new_id[o] for o in nl.outputs), nl.output_types, nl.latency)
+    return _renumbered(nl, prims, new_id)
 
 
 def fuse_relu(nl: Netlist) -> Netlist:
@@ -174,9 +174,9 @@ def fuse_relu(nl: Netlist) -> Netlist:
         if isinstance(p, Relu) and p.a in twins:
             new_id.append(args[0])   # the unsigned quantizer already is the ReLU
             continue
-        prims.append(_with_args(twins.get(k, p), args))
+        prims.append(twins.get(k, p).with_args(args))
         new_id.append(len(prims) - 1)
-    return Netlist(tuple(prims), nl.input_types, tuple(new_id[o] for o in nl.outputs), nl.output_types, nl.latency)
+    return _renumbered(nl, prims, new_id)
 
 
 def simplify(nl: Netlist) -> Netlist:
@@ -184,9 +184,6 @@ def simplify(nl: Netlist) -> Netlist:
     return remove_dead(fuse_relu(fuse_rounding(fold_constants(nl))))
 
 
-def _with_args(p: Prim, args: list[int]) -> Prim:
-    if isinstance(p, Add):
-        return replace(p, a=args[0], b=args[1])
-    if args:
-        return replace(p, a=args[0])
-    return p
+def _renumbered(nl: Netlist, prims: list[Prim], new_id) -> Netlist:
+    """``nl`` with primitives ``prims``; ``new_id[k]`` is the new id of old wire ``k``."""
+    return Netlist(tuple(prims), nl.input_types, tuple(new_id[o] for o in nl.outputs), nl.output_types, nl.latency)

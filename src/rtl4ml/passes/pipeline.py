@@ -20,7 +20,7 @@ Constants and wiring cost no time; the delay model is documented in :class:`Dela
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..netlist.ir import Add, Const, Input, Netlist, Prim, Quant, Reg, Relu, Scale
 
@@ -92,6 +92,16 @@ def _live_args(nl: Netlist, p: Prim) -> list[int]:
     return [a for a in p.args if not isinstance(nl.prims[a], Const)]
 
 
+def _earliest_start(live: list[int], stage: list[int], finish: list[float], d: float,
+                    period: float) -> tuple[int, float]:
+    """Stage and start time of a primitive of delay ``d`` packed right after its operands."""
+    s = max((stage[a] for a in live), default=0)
+    t = max((finish[a] for a in live if stage[a] == s), default=0.0)
+    if t > 0 and t + d > period + 1e-12:
+        s, t = s + 1, 0.0
+    return s, t
+
+
 def _asap(nl: Netlist, delay: list[float], period: float) -> tuple[list[int], list[float]]:
     """Earliest stage of every primitive and its finish time within that stage."""
     stage = [0] * len(nl.prims)
@@ -99,13 +109,8 @@ def _asap(nl: Netlist, delay: list[float], period: float) -> tuple[list[int], li
     for k, p in enumerate(nl.prims):
         if isinstance(p, (Input, Const)):
             continue
-        live = _live_args(nl, p)
-        s = max((stage[a] for a in live), default=0)
-        t = max((finish[a] for a in live if stage[a] == s), default=0.0)
-        d = delay[k]
-        if t > 0 and t + d > period + 1e-12:
-            s, t = s + 1, 0.0
-        stage[k], finish[k] = s, t + d
+        s, t = _earliest_start(_live_args(nl, p), stage, finish, delay[k], period)
+        stage[k], finish[k] = s, t + delay[k]
     return stage, finish
 
 
@@ -157,8 +162,8 @@ def schedule_pipeline(nl: Netlist, clock_ns: float, model: DelayModel = DEFAULT_
                 lo = mid
     period = max(hi, max(delay, default=0.0))
     early, _ = _asap(nl, delay, period)
-    late, due = _alap(nl, delay, period, _n_stages(nl, early) - 1)
     latency = _n_stages(nl, early)
+    late, due = _alap(nl, delay, period, latency - 1)
     candidates = [early, _place(nl, delay, period, early, late, due)]
     if _valid(nl, delay, period, late):
         candidates.append(late)
@@ -186,10 +191,7 @@ def _place(nl: Netlist, delay: list[float], period: float, early: list[int], lat
         if isinstance(p, (Input, Const)):
             continue
         live = _live_args(nl, p)
-        s0 = max((stage[a] for a in live), default=0)
-        t0 = max((finish[a] for a in live if stage[a] == s0), default=0.0)
-        if t0 > 0 and t0 + delay[k] > period + 1e-12:
-            s0, t0 = s0 + 1, 0.0
+        s0, t0 = _earliest_start(live, stage, finish, delay[k], period)
         s, t = s0, t0 + delay[k]
         in_bits = sum(nl.prims[a].wire.width for a in set(live))
         if late[k] > s and p.wire.width > in_bits:
@@ -249,16 +251,8 @@ def _insert_registers(nl: Netlist, stage: list[int], latency: int) -> tuple[Netl
         return cur
 
     for k, p in enumerate(nl.prims):
-        remap = {a: at_stage(a, stage[k]) for a in p.args}
-        prims.append(_with_args(p, remap))
+        prims.append(p.with_args([at_stage(a, stage[k]) for a in p.args]))
         new_id[k] = len(prims) - 1
     outputs = [at_stage(o, latency) for o in nl.outputs]
     return Netlist(tuple(prims), nl.input_types, tuple(outputs), nl.output_types, latency), bits
 
-
-def _with_args(p: Prim, remap: dict[int, int]) -> Prim:
-    if isinstance(p, Add):
-        return replace(p, a=remap[p.a], b=remap[p.b])
-    if p.args:
-        return replace(p, a=remap[p.a])
-    return p
