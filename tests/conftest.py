@@ -75,6 +75,16 @@ def boundary_inputs(types: FixedTypeArray, n: int, rng: np.random.Generator, ove
     return x
 
 
+def near_quantization_steps(rng: np.random.Generator, x: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Each value of ``x`` kept, or moved to its grid point (``f`` fractional bits), the half-LSB tie
+    above it, or one float64 ulp either side of that tie (chosen at random per element)."""
+    grid = np.ldexp(np.round(np.ldexp(x, f)), -f)
+    tie = grid + np.ldexp(0.5, -f)
+    k = rng.integers(0, 5, x.shape)
+    return np.select([k == 0, k == 1, k == 2, k == 3], [x, grid, tie, np.nextafter(tie, np.inf)],
+                     np.nextafter(tie, -np.inf))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

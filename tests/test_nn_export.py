@@ -17,6 +17,8 @@ import rtl4ml  # noqa: E402
 import rtl4ml.nn as qnn  # noqa: E402
 from rtl4ml.frontends.torch import ConversionError  # noqa: E402
 
+from .conftest import near_quantization_steps  # noqa: E402
+
 
 def randomize(model: nn.Module, rng: np.random.Generator, f_lo: float = -2, f_hi: float = 8,
               prune: float = 0.15) -> nn.Module:
@@ -46,12 +48,7 @@ def hard_inputs(design, rng, n: int, scale: float = 2.0) -> np.ndarray:
     """Gaussian inputs plus, per input element, its quantization steps, ties, ulps and range ends."""
     t = design.graph.input.op.types
     f = t.fraction
-    x = rng.normal(0, scale, (n, len(f)))
-    grid = np.ldexp(np.round(np.ldexp(x, f)), -f)
-    tie = grid + np.ldexp(0.5, -f)
-    k = rng.integers(0, 5, x.shape)
-    x = np.select([k == 0, k == 1, k == 2, k == 3], [x, grid, tie, np.nextafter(tie, np.inf)],
-                  np.nextafter(tie, -np.inf))
+    x = near_quantization_steps(rng, rng.normal(0, scale, (n, len(f))), f)
     lo = t.min_q * np.ldexp(1.0, -f)
     hi = t.max_q * np.ldexp(1.0, -f)
     lsb = np.ldexp(1.0, -f)
@@ -59,11 +56,16 @@ def hard_inputs(design, rng, n: int, scale: float = 2.0) -> np.ndarray:
     return np.concatenate([x, edges])
 
 
-def assert_bit_exact(model: nn.Module, design, x: np.ndarray) -> np.ndarray:
+def forward64(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The model's float64 evaluation-mode forward pass (the reference that export matches)."""
     model.eval()
     model.double()
     with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy()
+        return model(torch.from_numpy(x)).numpy()
+
+
+def assert_bit_exact(model: nn.Module, design, x: np.ndarray) -> np.ndarray:
+    ref = forward64(model, x)
     emu = design.predict(x)
     np.testing.assert_array_equal(ref, emu)
     codes = design.execute_netlist(x)
@@ -136,10 +138,6 @@ def test_api_of_the_issue_with_lazy_relu_and_training():
 # --------------------------------------------------------------------------- pruning
 
 
-def _dense_adders(model) -> int:
-    return rtl4ml.convert(model).estimate(synth=False).adders
-
-
 def test_pruned_weights_and_activations_remove_logic():
     rng = np.random.default_rng(11)
     torch.manual_seed(1)
@@ -209,22 +207,16 @@ def test_ebops_gradient_equals_finite_difference_of_whole_bits():
     e0 = qnn.ebops(model)
     e0.backward()
     g_w, g_in = lin.weight_quantizer.f.grad.clone(), inq.quantizer.f.grad.clone()
-    for idx in [(0, 0), (1, 2), (0, 1)]:
-        with torch.no_grad():
-            lin.weight_quantizer.f[idx] += 1
-        model(x)
-        fd = float(qnn.ebops(model).detach() - e0.detach())
-        with torch.no_grad():
-            lin.weight_quantizer.f[idx] -= 1
-        assert fd == float(g_w[idx])
-    for i in range(3):
-        with torch.no_grad():
-            inq.quantizer.f[i] += 1
-        model(x)
-        fd = float(qnn.ebops(model).detach() - e0.detach())
-        with torch.no_grad():
-            inq.quantizer.f[i] -= 1
-        assert fd == float(g_in[i])
+    for f, g, indices in ((lin.weight_quantizer.f, g_w, [(0, 0), (1, 2), (0, 1)]),
+                          (inq.quantizer.f, g_in, [0, 1, 2])):
+        for idx in indices:
+            with torch.no_grad():
+                f[idx] += 1
+            model(x)
+            fd = float(qnn.ebops(model).detach() - e0.detach())
+            with torch.no_grad():
+                f[idx] -= 1
+            assert fd == float(g[idx])
 
 
 def test_qlinear_is_linear_in_its_input():

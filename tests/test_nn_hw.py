@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 import rtl4ml  # noqa: E402
 import rtl4ml.nn as qnn  # noqa: E402
 
-from .test_nn_export import CASES, hard_inputs, mlp, randomize  # noqa: E402
+from .test_nn_export import CASES, forward64, hard_inputs, mlp, randomize  # noqa: E402
 
 
 @pytest.mark.hw
@@ -22,10 +22,7 @@ def test_random_width_qat_model_rtl_is_bit_exact(case):
     qnn.calibrate(model, rng.normal(0, 1.5, (2000, 6)))
     design = rtl4ml.convert(model, clock_ns=2.0)
     x = hard_inputs(design, rng, 4000, scale=3.0)
-    model.eval()
-    model.double()
-    with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy()
+    ref = forward64(model, x)
     r = design.verify(x)
     assert r.ok, str(r)
     np.testing.assert_array_equal(r.outputs, ref)

@@ -13,18 +13,15 @@ from rtl4ml.fixed import FixedTypeArray, quantize  # noqa: E402
 from rtl4ml.nn import ActivationQuantizer, QuantizerError, WeightQuantizer  # noqa: E402
 from rtl4ml.nn.quantizer import code_bounds, code_width, pow2, round_codes, wrap_codes  # noqa: E402
 
+from .conftest import near_quantization_steps  # noqa: E402
+
 LN2 = math.log(2.0)
 MODES = [(r, o) for r in ("TRN", "RND", "RND_CONV") for o in ("WRAP", "SAT", "SAT_SYM")]
 
 
 def boundary_values(rng, f: np.ndarray, n: int) -> np.ndarray:
     """Random values, exact grid points, exact half-LSB ties and one float64 ulp either side."""
-    x = rng.normal(0, 2.0 ** rng.integers(-6, 8, n))
-    grid = np.ldexp(np.round(np.ldexp(x, f)), -f)
-    tie = grid + np.ldexp(0.5, -f)
-    k = rng.integers(0, 5, n)
-    return np.select([k == 0, k == 1, k == 2, k == 3], [x, grid, tie, np.nextafter(tie, np.inf)],
-                     np.nextafter(tie, -np.inf))
+    return near_quantization_steps(rng, rng.normal(0, 2.0 ** rng.integers(-6, 8, n)), f)
 
 
 @pytest.mark.parametrize("rounding,overflow", MODES)

@@ -12,6 +12,8 @@ import rtl4ml  # noqa: E402
 import rtl4ml.nn as qnn  # noqa: E402
 from rtl4ml.data import load_jets  # noqa: E402
 
+from .test_nn_export import forward64  # noqa: E402
+
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
@@ -62,9 +64,7 @@ def train(x, y, beta: float, epochs: int = 12, seed: int = 0, l1: float = 0.0):
 def accuracy_and_design(model, xtr, xte, yte):
     qnn.calibrate(model, xtr)
     design = rtl4ml.convert(model, clock_ns=2.5)
-    model.double()
-    with torch.no_grad():
-        ref = model(torch.from_numpy(xte)).numpy()
+    ref = forward64(model, xte)
     np.testing.assert_array_equal(ref, design.predict(xte))
     return float((ref.argmax(1) == yte).mean()), design
 

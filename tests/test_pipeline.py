@@ -122,17 +122,14 @@ def test_deeply_pipelined_design_matches_in_rtl():
 def test_saturation_delay_is_a_lut_tree_not_a_carry_chain():
     """A saturating quantizer costs LUT levels for its top-bit test, growing with log6 of the bits checked."""
     from rtl4ml.fixed import FixedType
-    from rtl4ml.netlist.builder import NetlistBuilder
-    from rtl4ml.netlist.ir import Wire
-    from rtl4ml.passes.pipeline import DEFAULT_DELAY_MODEL as M
 
     def sat_delay(in_bits: int) -> float:
         b = NetlistBuilder()
         x = b.input(Wire(-(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1, 0))
         q = b.quant(x, FixedType(True, 7, 0, "TRN", "SAT"))
         nl = b.finish([q], [b.wire(q)])
-        return M.delay(nl.prims[q], nl)
+        return DEFAULT_DELAY_MODEL.delay(nl.prims[q], nl)
 
-    assert sat_delay(12) == 2 * M.mux_ns            # 5 top bits: one LUT level, then the select
-    assert sat_delay(40) == 3 * M.mux_ns            # 33 bits: two levels
-    assert sat_delay(40) < M.adder(40)
+    assert sat_delay(12) == 2 * DEFAULT_DELAY_MODEL.mux_ns  # 5 top bits: one LUT level, then the select
+    assert sat_delay(40) == 3 * DEFAULT_DELAY_MODEL.mux_ns  # 33 bits: two levels
+    assert sat_delay(40) < DEFAULT_DELAY_MODEL.adder(40)

@@ -90,13 +90,12 @@ def test_verilog_is_deterministic(rng):
 @pytest.fixture(scope="module")
 def jet_mlp():
     """A 16-64-32-32-5 MLP trained briefly on the shipped jets."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from rtl4ml.data import load_jets
     from rtl4ml.demo import train_float_mlp
     jets = load_jets()
     x = jets["features"].astype(np.float64)
     x = (x - x.mean(0)) / x.std(0)
-    torch.manual_seed(0)
     model = train_float_mlp(x[:6000], jets["labels"][:6000].astype(np.int64), hidden=(64, 32, 32), epochs=3)
     return model, x, jets["labels"].astype(np.int64)
 
