@@ -48,12 +48,14 @@ class ConvertContext:
     linear_names: list[str] = field(default_factory=list)
     model: "nn.Module | None" = None   # the whole model being converted
     cache: dict = field(default_factory=dict)   # per-conversion memo for handlers
+    #: type options (``weight_type``, ...) that some layer looked up with :meth:`type_for`.
+    used_options: set[str] = field(default_factory=set)
     #: ``check(graph)`` callables run on the finished graph (e.g. exactness checks).
     checks: list[Callable[[Graph], None]] = field(default_factory=list)
 
     def type_for(self, option: str, layer: str, required: bool = True):
         """Resolve a type option that is a string or a ``{layer name: string}`` dict."""
-        self.cache.setdefault("used_options", set()).add(option)
+        self.used_options.add(option)
         spec = self.options.get(option)
         if isinstance(spec, dict):
             if layer not in spec:
@@ -167,17 +169,30 @@ if torch is not None:
     register_safe_class(nn.BatchNorm1d)  # folded into the Linear before it (see _fold_batchnorms)
 
 
+def fold_batchnorm_params(weight, bias, bn, mean, var):
+    """Weight (out, in) and bias (out,) of ``bn(x @ weight.T + bias)`` with the BatchNorm
+    ``bn`` normalizing by ``mean`` and ``var``; ``bias`` may be ``None``.
+
+    The one place that folds a BatchNorm (the frontend, with running statistics, and
+    ``rtl4ml.nn.QLinear``, with batch statistics while training): it computes in
+    ``weight``'s dtype and does not detach, so gradients flow to every input.
+    """
+    gamma = bn.weight.to(weight.dtype) if bn.affine else torch.ones_like(mean)
+    beta = bn.bias.to(weight.dtype) if bn.affine else torch.zeros_like(mean)
+    scale = gamma / torch.sqrt(var + bn.eps)
+    b0 = bias if bias is not None else torch.zeros_like(mean)
+    return weight * scale[:, None], (b0 - mean) * scale + beta
+
+
 def _fold_into_linear(lin, bn):
     """A float64 ``nn.Linear`` equal to ``bn(lin(x))`` in evaluation mode."""
     f64 = torch.float64
-    scale = (bn.weight.detach().to(f64) if bn.affine else torch.ones(bn.num_features, dtype=f64)) \
-        / torch.sqrt(bn.running_var.detach().to(f64) + bn.eps)
-    shift = bn.bias.detach().to(f64) if bn.affine else torch.zeros(bn.num_features, dtype=f64)
-    b = lin.bias.detach().to(f64) if lin.bias is not None else torch.zeros(lin.out_features, dtype=f64)
     out = nn.Linear(lin.in_features, lin.out_features, dtype=f64)
     with torch.no_grad():
-        out.weight.copy_(lin.weight.detach().to(f64) * scale[:, None])
-        out.bias.copy_((b - bn.running_mean.detach().to(f64)) * scale + shift)
+        w, b = fold_batchnorm_params(lin.weight.to(f64), None if lin.bias is None else lin.bias.to(f64), bn,
+                                     bn.running_mean.to(f64), bn.running_var.to(f64))
+        out.weight.copy_(w)
+        out.bias.copy_(b)
     return out
 
 
@@ -254,8 +269,8 @@ def from_torch(model, **options) -> Graph:
         raise ConversionError("the model has no layers to convert")
     if ctx.builder.nodes[-1].op.kind == "input":
         raise ConversionError("the model has no computing layer (only pass-through layers)")
-    used = ctx.cache.get("used_options", set())
-    unused = [o for o in ("weight_type", "bias_type", "result_type") if options.get(o) is not None and o not in used]
+    unused = [o for o in ("weight_type", "bias_type", "result_type")
+              if options.get(o) is not None and o not in ctx.used_options]
     if unused:
         raise ConversionError(f"{', '.join(unused)} given, but no layer of this model uses it: layers from "
                               "rtl4ml.nn carry their own trained types; remove the argument")

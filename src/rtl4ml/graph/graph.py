@@ -99,17 +99,19 @@ class Graph:
         """
         xq = np.asarray(xq, dtype=np.int64)
         fns = self._emulators
-        parts = [self._emulate_chunk(xq[s:s + chunk], fns, keep_all) for s in range(0, max(len(xq), 1), chunk)]
+        last_use = {}  # node name -> index of the last node that reads it
+        for k, n in enumerate(self.nodes):
+            for i in n.inputs:
+                last_use[i] = k
+        parts = [self._emulate_chunk(xq[s:s + chunk], fns, keep_all, last_use)
+                 for s in range(0, max(len(xq), 1), chunk)]
         if len(parts) == 1:
             return parts[0]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    def _emulate_chunk(self, xq: np.ndarray, fns: dict, keep_all: bool) -> dict[str, np.ndarray]:
+    def _emulate_chunk(self, xq: np.ndarray, fns: dict, keep_all: bool,
+                       last_use: dict[str, int]) -> dict[str, np.ndarray]:
         values: dict[str, np.ndarray] = {self.input.name: xq}
-        last_use = {}
-        for k, n in enumerate(self.nodes):
-            for i in n.inputs:
-                last_use[i] = k
         for k, n in enumerate(self.nodes):
             if isinstance(n.op, Input):
                 continue

@@ -47,10 +47,6 @@ def parameter_digest(model: nn.Module) -> int:
     return int.from_bytes(h.digest()[:8], "little") >> 1
 
 
-def activation_quantizers(model: nn.Module) -> list[ActivationQuantizer]:
-    return [m for m in model.modules() if isinstance(m, ActivationQuantizer)]
-
-
 def _layer_names(model: nn.Module) -> dict:
     """Quantizer -> the name of the layer that owns it (``'2'`` for ``model[2].quantizer``)."""
     names = {}
@@ -87,8 +83,8 @@ def calibrate(model: nn.Module, x, batch_size: int = 16384, max_passes: int | No
     ``x``). Returns ``model`` in evaluation mode, dtype unchanged.
     """
     xs = _as_tensor(x)
-    quants = activation_quantizers(model)
     names = _layer_names(model)
+    quants = list(names)  # the quantizers, in module order
     if not quants:
         raise QuantizerError("the model has no rtl4ml.nn activation quantizers to calibrate")
     params = [p for p in model.parameters() if p.is_floating_point()]

@@ -10,11 +10,6 @@ design bit for bit.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
-import numpy as np
-from torch import nn
-
 from ..frontends.torch import (ConversionError, ConvertContext, _ensure_input, check_finite, register_layer,
                                register_safe_class)
 from ..graph import Graph
@@ -89,20 +84,11 @@ def sum_bound_bits(graph: Graph, node: str) -> int:
     """Bits of the largest partial sum of a Dense node, in units of its output's LSB.
 
     Every partial sum of ``x @ W + b`` in any order is bounded by
-    ``sum_i |w_ij| * max|x_i| + |b_j|``; aligned to the output fraction this is an integer.
+    ``sum_i |w_ij| * max|x_i| + |b_j|``; aligned to the output fraction this is an integer
+    (see :meth:`rtl4ml.graph.ops.Dense.sum_bound`).
     """
     n = graph[node]
-    x = graph.types[n.inputs[0]]
-    fy = graph.types[node].fraction
-    W, B = n.op.weight, n.op.bias
-    worst = 0
-    for j in range(W.shape[1]):
-        s = abs(Fraction(float(B[j])))
-        for i in np.nonzero(W[:, j])[0]:
-            xmax = max(abs(int(x.lo[i])), abs(int(x.hi[i])))
-            s += abs(Fraction(float(W[i, j]))) * xmax / Fraction(2) ** int(x.fraction[i])
-        worst = max(worst, int(s * Fraction(2) ** int(fy[j])))
-    return worst.bit_length()
+    return n.op.sum_bound(graph.types[n.inputs[0]]).bit_length()
 
 
 def check_float64_exact(graph: Graph, node: str, layer: str) -> None:
@@ -119,7 +105,7 @@ def _register() -> None:
     register_layer(QActivation)(_qactivation)
     register_layer(QReLU)(_qactivation)
     register_layer(QLinear)(_qlinear)
-    for cls in (ActivationQuantizer, WeightQuantizer, nn.BatchNorm1d):
+    for cls in (ActivationQuantizer, WeightQuantizer):  # nn.BatchNorm1d: registered by the frontend
         register_safe_class(cls)
 
 

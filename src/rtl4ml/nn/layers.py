@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fixed import FixedTypeArray
+from ..frontends.torch import fold_batchnorm_params
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer, cast_checked
 
 
@@ -125,15 +126,6 @@ class QLinear(nn.Module):
 
     # ------------------------------------------------------------------ folding
 
-    def _bn_fold(self, w: torch.Tensor, b: torch.Tensor | None, mean: torch.Tensor, var: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        bn = self.bn
-        gamma = bn.weight.to(w.dtype) if bn.affine else torch.ones_like(mean)
-        beta = bn.bias.to(w.dtype) if bn.affine else torch.zeros_like(mean)
-        scale = gamma / torch.sqrt(var + bn.eps)
-        b0 = b if b is not None else torch.zeros_like(mean)
-        return w * scale[:, None], (b0 - mean) * scale + beta
-
     def folded(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The float weight and bias before quantization (BatchNorm folded in).
 
@@ -154,7 +146,7 @@ class QLinear(nn.Module):
                     unbiased = var.detach() * (n / max(n - 1, 1))
                     bn.running_var.mul_(1 - m).add_(m * unbiased.to(bn.running_var.dtype))
                     bn.num_batches_tracked += 1
-            return self._bn_fold(self.weight, self.bias, mean, var)
+            return fold_batchnorm_params(self.weight, self.bias, self.bn, mean, var)
         return self._fold_running(torch.float64)
 
     def _fold_running(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -167,7 +159,8 @@ class QLinear(nn.Module):
         if not self.bn.track_running_stats:
             raise QuantizerError("QLinear(batchnorm=True) with track_running_stats=False cannot be evaluated or "
                                  "exported: BatchNorm needs running statistics to fold into the weights")
-        return self._bn_fold(w, b, self.bn.running_mean.to(w.dtype), self.bn.running_var.to(w.dtype))
+        return fold_batchnorm_params(w, b, self.bn, self.bn.running_mean.to(w.dtype),
+                                    self.bn.running_var.to(w.dtype))
 
     # ------------------------------------------------------------------ forward
 

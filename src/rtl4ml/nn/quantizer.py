@@ -206,9 +206,8 @@ class WeightQuantizer(_BitsMixin, nn.Module):
 
     def bits(self, w: torch.Tensor) -> torch.Tensor:
         """Differentiable bit count per element: ``bit_length(|code|)``, 0 when pruned."""
-        c, fi = self.codes(w)
-        width = bit_length(c.abs())
         fs = self.f_int().to(w.dtype)
+        width = bit_length(round_codes(w.detach() * pow2(fs.detach()), self.rounding).abs())
         return width + (fs - fs.detach()) * (width > 0).to(w.dtype)
 
 

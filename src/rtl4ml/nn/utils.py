@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import nn
 
+from ..frontends.torch import _leaves
 from .layers import QLinear
 from .quantizer import ActivationQuantizer, QuantizerError
 
@@ -56,7 +57,7 @@ def from_float(model: nn.Sequential, *, input: dict | None = None, linear: dict 
     from .layers import QInput, QReLU
     if not isinstance(model, nn.Sequential):
         raise QuantizerError("from_float converts nn.Sequential models")
-    src = [m for _, m in _flat(model)]
+    src = [m for _, m in _leaves(model)]
     first = next((m for m in src if isinstance(m, nn.Linear)), None)
     if first is None:
         raise QuantizerError("the model has no nn.Linear layer")
@@ -86,14 +87,6 @@ def from_float(model: nn.Sequential, *, input: dict | None = None, linear: dict 
         else:
             raise QuantizerError(f"layer {k} ({type(m).__name__}) has no rtl4ml.nn counterpart")
     return nn.Sequential(*out).to(first.weight.dtype)
-
-
-def _flat(model: nn.Module, prefix: str = ""):
-    for name, child in model.named_children():
-        if isinstance(child, nn.Sequential):
-            yield from _flat(child, f"{prefix}{name}.")
-        else:
-            yield f"{prefix}{name}", child
 
 
 def init_lazy(model: nn.Module, x) -> nn.Module:

@@ -90,14 +90,32 @@ class Dense(Op):
     def emulate(self, inputs, in_types, out_type) -> np.ndarray:
         return self.emulator(in_types, out_type)(inputs)
 
+    def _exact_matrix(self, x: TensorType) -> tuple[np.ndarray, np.ndarray]:
+        """Weight and bias as exact integers (object arrays) in units of each output's LSB."""
+        m, sh, bm, bsh, _ = self._terms(x)
+        return _exact_shift(m, sh), _exact_shift(bm, bsh)
+
+    @staticmethod
+    def _bound(M: np.ndarray, B: np.ndarray, x: TensorType) -> int:
+        xmax = np.array([max(abs(int(a)), abs(int(b))) for a, b in zip(x.lo, x.hi)], dtype=object)
+        return max(int(np.max(np.abs(M).T.dot(xmax) + np.abs(B), initial=0)), 0)
+
+    def sum_bound(self, x: TensorType) -> int:
+        """Bound on every partial sum of ``x @ W + b``, in units of the output's LSB.
+
+        Whatever the summation order, each partial sum of output ``j`` is at most
+        ``sum_i |w_ij| * max|x_i| + |b_j|`` in magnitude; the largest over ``j`` (an exact
+        integer once aligned to the output fraction) decides whether float64 (below
+        ``2**53``) or int64 arithmetic computes the layer exactly. The emulator picks its
+        arithmetic with it, and export checks that a model's float64 forward pass is exact.
+        """
+        return self._bound(*self._exact_matrix(x), x)
+
     def emulator(self, in_types, out_type):
         """Build the exact integer matrix once; pick float64 BLAS when provably exact."""
         (x,) = in_types
-        m, sh, bm, bsh, _ = self._terms(x)
-        M = _exact_shift(m, sh)
-        B = _exact_shift(bm, bsh)
-        xmax = np.array([max(abs(int(a)), abs(int(b))) for a, b in zip(x.lo, x.hi)], dtype=object)
-        bound = max(int(np.max(np.abs(M).T.dot(xmax) + np.abs(B), initial=0)), 0)
+        M, B = self._exact_matrix(x)
+        bound = self._bound(M, B, x)
         if bound < 2**53:  # every partial sum is exact in float64: use BLAS
             Mf, Bf = M.astype(np.float64), B.astype(np.float64)
             return lambda inputs: (inputs[0].astype(np.float64) @ Mf + Bf).astype(np.int64)
