@@ -39,8 +39,8 @@ import numpy as np
 
 from rtl4ml.estimate.analytic import adder_stats
 from rtl4ml.netlist.builder import NetlistBuilder
-from rtl4ml.netlist.ir import Wire
-from rtl4ml.passes.cmvm import AdderGraph, solve_cmvm
+from rtl4ml.cmvm import AdderGraph, solve_cmvm
+from rtl4ml.fixed import Wire
 from rtl4ml.passes.dce import simplify
 
 INPUT = Wire(-128, 127, 0)      # 8-bit signed inputs

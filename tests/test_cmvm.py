@@ -15,9 +15,10 @@ from rtl4ml.graph import GraphBuilder, lower_graph
 from rtl4ml.netlist.builder import NetlistBuilder
 from rtl4ml.netlist.execute import execute
 from rtl4ml.netlist.ir import Add, Wire
-from rtl4ml.passes import cmvm_cse
-from rtl4ml.passes.cmvm import SOLVERS, AdderGraph, csd, dyadic, solve_cmvm, weight_terms
-from rtl4ml.passes.cmvm_cse import estimate_add, solve_cse
+from rtl4ml.cmvm import SOLVERS, AdderGraph, csd, dyadic, solve_cmvm, solve_cse, weight_terms
+from rtl4ml.cmvm import cse as cmvm_cse
+from rtl4ml.cmvm import solvers as cmvm_solvers
+from rtl4ml.cmvm.cse import estimate_add
 from rtl4ml.passes.dce import simplify
 
 from .conftest import boundary_inputs, random_mlp
@@ -271,7 +272,7 @@ def test_convert_exposes_the_knob():
 
 
 def test_portfolio_budget():
-    assert cmvm_cse.MAX_TRIES >= 1 and cmvm_cse.TRY_BUDGET > 0
+    assert cmvm_solvers.MAX_TRIES >= 1 and cmvm_solvers.TRY_BUDGET > 0
 
 
 @pytest.mark.hw

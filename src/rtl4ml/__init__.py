@@ -4,7 +4,7 @@
     design.predict(x); design.write("build/net"); design.verify(x); design.estimate()
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .fixed import FixedType, FixedTypeArray, Interval, parse_type, quantize  # noqa: E402
 from .design import Design, convert, load  # noqa: E402

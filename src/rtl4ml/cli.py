@@ -119,7 +119,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
     p = argparse.ArgumentParser(prog="rtl4ml", description="Trained models to bit-exact, pipelined, verified Verilog.")
     p.add_argument("--version", action="version", version=f"rtl4ml {__version__}")
     sub = p.add_subparsers(dest="command", required=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .backends.verilog import check_module_name, emit_verilog
 from .estimate.analytic import adder_stats
 from .graph import Graph, GraphError, lower_graph

@@ -427,6 +427,41 @@ def covering_type(interval: Interval, fraction: int, rounding: str = "TRN", over
     return FixedType(signed, width - int(signed) - fraction, fraction, rounding, overflow)
 
 
+@dataclass(frozen=True)
+class Wire:
+    """The type of one value: an exact code interval ``[lo, hi]`` at scale ``2**-fraction``.
+
+    Signedness and width follow from the interval, so a wire is always as narrow as the
+    values it can carry (a Netlist wire, one element of a Graph tensor, a CMVM input).
+    """
+
+    lo: int
+    hi: int
+    fraction: int
+
+    def __post_init__(self) -> None:
+        if self.lo > self.hi:
+            raise ValueError(f"empty wire interval [{self.lo}, {self.hi}]")
+
+    @property
+    def signed(self) -> bool:
+        return self.lo < 0
+
+    @property
+    def width(self) -> int:
+        return code_width(self.lo, self.hi)[1]
+
+    @property
+    def is_const(self) -> bool:
+        return self.lo == self.hi
+
+    def value_lo(self) -> Fraction:
+        return Fraction(self.lo) / Fraction(2) ** self.fraction
+
+    def value_hi(self) -> Fraction:
+        return Fraction(self.hi) / Fraction(2) ** self.fraction
+
+
 # --------------------------------------------------------------------------- Python-int scalars
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .. import __version__
+from .._version import __version__
 from ..netlist.ir import Add, Const, Input, Netlist, Quant, Reg, Relu, Scale, Wire
 from ..fixed import round_code, saturate_bounds
 

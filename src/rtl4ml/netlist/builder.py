@@ -119,7 +119,7 @@ class NetlistBuilder:
     # --------------------------------------------------------------- linear forms
 
     def linear(self, graph, xs: list[int]) -> list[int]:
-        """Emit an :class:`~rtl4ml.passes.cmvm.AdderGraph` over wires ``xs``.
+        """Emit an :class:`~rtl4ml.cmvm.AdderGraph` over wires ``xs``.
 
         Every intermediate wire gets the exact interval of its linear form in the inputs
         (not the looser sum of its operands' intervals), so no adder is wider than the

@@ -16,38 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 
-from ..fixed import FixedType, code_width
-
-
-@dataclass(frozen=True)
-class Wire:
-    """An exact code interval ``[lo, hi]`` at scale ``2**-fraction``."""
-
-    lo: int
-    hi: int
-    fraction: int
-
-    def __post_init__(self) -> None:
-        if self.lo > self.hi:
-            raise ValueError(f"empty wire interval [{self.lo}, {self.hi}]")
-
-    @property
-    def signed(self) -> bool:
-        return self.lo < 0
-
-    @property
-    def width(self) -> int:
-        return code_width(self.lo, self.hi)[1]
-
-    @property
-    def is_const(self) -> bool:
-        return self.lo == self.hi
-
-    def value_lo(self) -> Fraction:
-        return Fraction(self.lo) / Fraction(2) ** self.fraction
-
-    def value_hi(self) -> Fraction:
-        return Fraction(self.hi) / Fraction(2) ** self.fraction
+from ..fixed import FixedType, Wire
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 
 from ...fixed import MAX_WIDTH, WidthError
-from ...passes.cmvm import dyadic, solve_cmvm
+from ...cmvm import dyadic, solve_cmvm
 from ..tensor import TensorType
 from .base import GraphError, Op
 from .serial import floats_to_json

@@ -16,8 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..netlist.ir import Wire
-from .cmvm import weight_terms
+from ..fixed import Wire
+from .core import weight_terms
+from .cse import _solve_once
 
 SHIFTS = (-2, -1, 0, 1, 2)   # power-of-two scalings of a parent column that are tried
 MAX_HEIGHT = 3               # tree levels: each is one adder on the outputs' critical path
@@ -122,7 +123,6 @@ def solve_decomposed(W: np.ndarray, inputs: Sequence[Wire], levels: int | None, 
 
 def _build(tree, terms, inputs, levels, out_levels):
     """Solve the difference columns, then join every column to its parent with one adder."""
-    from .cmvm_cse import _solve_once
     vs, z = _solve_once(terms, inputs, levels, out_levels=out_levels)
     roots: list[tuple[int, int, bool] | None] = [None] * len(tree)
     for j in _parents_first(tree):

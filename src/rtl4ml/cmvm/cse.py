@@ -18,7 +18,7 @@ Algorithm (docs/cmvm.md has the measurements behind each choice):
    adder), among the pairs that keep the output within the bound.
 5. Portfolio: small matrices are solved a few times with seeded tie-breaking noise, and
    correlated columns are also tried as differences of each other
-   (:mod:`rtl4ml.passes.cmvm_decompose`); the fewest estimated adder bits win.
+   (:mod:`rtl4ml.cmvm.decompose`); the fewest estimated adder bits win.
 
 Pair counts are maintained incrementally (numpy computes the pair keys of one output at a
 time; counts of pairs of two inputs live in a numpy array, the others in dicts updated in C)
@@ -34,8 +34,8 @@ from typing import Sequence
 import numpy as np
 
 from ..fixed import code_width
-from ..netlist.ir import Wire
-from .cmvm import AdderGraph, dyadic, weight_terms
+from ..fixed import Wire
+from .core import dyadic
 
 _SHB = 11                 # bits of a term key that hold the shift
 _SH = 1 << _SHB
@@ -317,61 +317,6 @@ def _unique_columns(W: np.ndarray) -> tuple[list[int], list[tuple[int, int, bool
         k = reps[key]
         alias.append((k, e - rep_scale[k][0], neg != rep_scale[k][1]))
     return rep_cols, alias
-
-
-#: Work budget of the portfolio: about this many CSD terms times tries are solved.
-TRY_BUDGET = 1500
-MAX_TRIES = 8
-
-
-def solve_cse(W: np.ndarray, inputs: Sequence[Wire], depth_slack: int | None = 1,
-              tries: int | None = None, decompose: bool = True) -> AdderGraph:
-    """Shift-and-add adder graph of ``x @ W`` with shared subexpressions (see module docstring).
-
-    ``depth_slack``: adder levels allowed beyond the fewest that any output needs without
-    sharing (``0`` keeps the CMVM as shallow as a plain balanced tree; more slack lets
-    more subexpressions be shared for fewer adder bits; ``None``: no depth bound).
-    ``tries``: greedy runs with different (seeded, so deterministic) tie-breaking among
-    equally good patterns; the one with the fewest estimated adder bits is kept. By default
-    small matrices get up to :data:`MAX_TRIES` and large ones one (``TRY_BUDGET`` terms).
-    ``decompose``: also try rebuilding correlated columns from each other
-    (:mod:`rtl4ml.passes.cmvm_decompose`) and keep it where it is cheaper within the depth bound.
-    """
-    W = np.asarray(W, dtype=np.float64)
-    n_in = W.shape[0]
-    if len(inputs) != n_in:
-        raise ValueError(f"{n_in} matrix rows but {len(inputs)} input wires")
-    if depth_slack is not None and depth_slack < 0:
-        raise ValueError(f"depth_slack must be >= 0 or None, got {depth_slack}")
-    rep_cols, alias = _unique_columns(W)
-    terms = weight_terms(W[:, rep_cols]) if rep_cols else []
-    for ts in terms:
-        if any(not -_OFF <= s < _OFF for _, s, _ in ts):
-            raise ValueError("weight exponents out of the supported range (|shift| < 512)")
-    total = sum(len(t) for t in terms)
-    if tries is None:
-        tries = max(1, min(MAX_TRIES, TRY_BUDGET // max(total, 1)))
-    levels = None if depth_slack is None else max((max(len(t) - 1, 0).bit_length() for t in terms), default=0) + depth_slack
-    best = None
-    for k in range(max(int(tries), 1)):
-        vs, roots = _solve_once(terms, inputs, levels, jitter=k)
-        bits = vs.cost
-        if best is None or bits < best[0]:
-            best = (bits, vs, roots)
-    if decompose and len(rep_cols) >= 3:
-        from .cmvm_decompose import solve_decomposed
-        found = solve_decomposed(W[:, rep_cols], inputs, levels, best[0])
-        if found is not None:
-            best = found
-    _, vs, roots = best
-    outputs: list[tuple[int, int, bool] | None] = []
-    for al in alias:
-        if al is None:
-            outputs.append(None)
-            continue
-        node, shift, neg = roots[al[0]]
-        outputs.append((node, shift + al[1], neg ^ al[2]))
-    return AdderGraph(n_in, tuple(vs.ops), tuple(outputs))
 
 
 def _solve_once(terms: list[list[tuple[int, int, bool]]], inputs: Sequence[Wire], levels: int | None,

@@ -6,18 +6,15 @@ terms) and every output is a sum of shifted, signed inputs. This module turns th
 into an :class:`AdderGraph`, a hardware-free description that the Netlist builder emits
 with exact wire widths.
 
-The ``plain`` method builds one balanced adder tree per output; it shares nothing between
-outputs. Better solvers plug in through :data:`SOLVERS`.
+The solvers (:mod:`rtl4ml.cmvm.solvers`) turn a matrix into such a graph.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
-from ..netlist.ir import Wire
 
 
 @dataclass(frozen=True)
@@ -76,51 +73,3 @@ def weight_terms(W: np.ndarray) -> list[list[tuple[int, int, bool]]]:
         for k, d in csd(m):
             cols[j].append((int(i), e + k, d < 0))
     return cols
-
-
-def solve_plain(W: np.ndarray, inputs: Sequence[Wire], depth_slack: int | None = None) -> AdderGraph:
-    """One balanced tree of CSD terms per output, positive terms first (fewer negations).
-
-    Shares nothing; every output is at its minimum adder depth, so ``depth_slack`` (accepted
-    for a uniform solver interface) has nothing to trade.
-    """
-    n_in = W.shape[0]
-    ops: list[tuple[int, int, int, bool]] = []
-    outputs: list[tuple[int, int, bool] | None] = []
-    for terms in weight_terms(W):
-        if not terms:
-            outputs.append(None)
-            continue
-        level = sorted(terms, key=lambda t: (t[2], t[0], t[1]))
-        while len(level) > 1:
-            nxt = []
-            for k in range(0, len(level) - 1, 2):
-                (na, sa, ga), (nb, sb, gb) = level[k], level[k + 1]
-                ops.append((na, nb, sb - sa, ga != gb))
-                nxt.append((n_in + len(ops) - 1, sa, ga))
-            if len(level) % 2:
-                nxt.append(level[-1])
-            level = nxt
-        outputs.append(level[0])
-    return AdderGraph(n_in, tuple(ops), tuple(outputs))
-
-
-#: Registered CMVM solvers: ``name -> solver(W, input_wires, **options) -> AdderGraph``.
-SOLVERS: dict[str, Callable[..., AdderGraph]] = {"plain": solve_plain}
-
-
-def _register_builtin() -> None:
-    from .cmvm_cse import solve_cse  # imported late: cmvm_cse builds on this module
-    SOLVERS["cse"] = solve_cse
-
-
-_register_builtin()
-
-
-def solve_cmvm(W: np.ndarray, inputs: Sequence[Wire], method: str = "cse", **options) -> AdderGraph:
-    """Solve ``x @ W`` for inputs with wire types ``inputs`` with the named method."""
-    try:
-        solver = SOLVERS[method]
-    except KeyError:
-        raise ValueError(f"unknown CMVM method {method!r}; available: {sorted(SOLVERS)}") from None
-    return solver(np.asarray(W, dtype=np.float64), inputs, **options)
