@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from rtl4ml.design import Design
-from rtl4ml.estimate.analytic import add_cost, adder_stats
+from rtl4ml.estimate.analytic import adder_stats
 from rtl4ml.fixed import code_width, quantize
 from rtl4ml.graph import GraphBuilder, lower_graph
 from rtl4ml.netlist.builder import NetlistBuilder
 from rtl4ml.netlist.execute import execute
-from rtl4ml.netlist.ir import Add, Wire
+from rtl4ml.fixed import Wire
+from rtl4ml.netlist.prims import Add, add_cost
 from rtl4ml.cmvm import SOLVERS, AdderGraph, csd, dyadic, solve_cmvm, solve_cse, weight_terms
 from rtl4ml.cmvm import cse as cmvm_cse
 from rtl4ml.cmvm import solvers as cmvm_solvers
@@ -191,10 +192,9 @@ def test_estimate_add_matches_the_analytic_cost_for_independent_operands(la, wa,
     p = nb.prims[k]
     if not isinstance(p, Add):
         return  # a constant operand was folded
-    nl = nb.finish([k], [p.wire])
     cost, lo, hi, f = estimate_add((a.lo, a.hi, a.fraction), (b.lo, b.hi, b.fraction), shift, sub)
     assert (lo, hi, f) == (p.wire.lo, p.wire.hi, p.wire.fraction)
-    assert cost == add_cost(nl, p)
+    assert cost == add_cost(p.wire, a, b, shift, sub)
 
 
 @settings(max_examples=60, deadline=None)

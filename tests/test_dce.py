@@ -11,7 +11,9 @@ from rtl4ml.fixed import FixedType
 from rtl4ml.graph import GraphBuilder, lower_graph
 from rtl4ml.netlist.builder import NetlistBuilder
 from rtl4ml.netlist.execute import execute
-from rtl4ml.netlist.ir import Add, Const, Input, Netlist, Quant, Relu, Scale, Wire
+from rtl4ml.fixed import Wire
+from rtl4ml.netlist.ir import Bus, Netlist
+from rtl4ml.netlist.prims import Add, Const, Input, Quant, Relu, Scale
 from rtl4ml.passes.dce import fold_constants, fuse_relu, fuse_rounding, remove_dead, simplify
 
 from .conftest import boundary_inputs, random_mlp
@@ -34,17 +36,18 @@ def test_remove_dead_keeps_inputs_and_drops_unread_work():
 
 
 def test_fold_constants_evaluates_constant_subgraphs():
-    prims = (Input(W8, 0),
-             Const(Wire(3, 3, 0)),
-             Const(Wire(-5, -5, 1)),                                   # -2.5
-             Add(Wire(1, 1, 1), 1, 2, 0, False),                       # 3 + (-2.5) = 0.5
-             Relu(Wire(1, 1, 1), 3),                                   # 0.5
-             Quant(Wire(1, 1, 0), 4, FixedType(True, 3, 0, "RND")),    # round(0.5) = 1
-             Add(Wire(-127, 128, 0), 0, 5, 0, False),                  # x + 1
-             Scale(Wire(-127, 128, 0), 0, 0, True),                    # -x
-             Const(Wire(0, 0, 0)),
-             Add(W8, 0, 8, 0, False))                                  # x + 0
-    nl = Netlist(prims, (W8,), (6, 7, 9), (Wire(-127, 128, 0), Wire(-127, 128, 0), W8))
+    prims = (Input(W8, (), 0),
+             Const(Wire(3, 3, 0), ()),
+             Const(Wire(-5, -5, 1), ()),                                        # -2.5
+             Add(Wire(1, 1, 1), (1, 2), 0, False),                              # 3 + (-2.5) = 0.5
+             Relu(Wire(1, 1, 1), (3,)),                                         # 0.5
+             Quant(Wire(1, 1, 0), (4,), FixedType(True, 3, 0, "RND")),          # round(0.5) = 1
+             Add(Wire(-127, 128, 0), (0, 5), 0, False),                         # x + 1
+             Scale(Wire(-127, 128, 0), (0,), 0, True),                          # -x
+             Const(Wire(0, 0, 0), ()),
+             Add(W8, (0, 8), 0, False))                                         # x + 0
+    outs = (Wire(-127, 128, 0), Wire(-127, 128, 0), W8)
+    nl = Netlist(prims, (Bus("x", (1,), (W8,)),), (6, 7, 9), (Bus("y", (3,), outs),))
     out = fold_constants(nl)
     assert out.count(Add) == 1 and out.count(Relu) == 0 and out.count(Quant) == 0
     xq = np.arange(-128, 128).reshape(-1, 1)

@@ -8,7 +8,7 @@ import pytest
 from rtl4ml.fixed import FixedTypeArray, WidthError, quantize
 from rtl4ml.graph import Graph, GraphBuilder, GraphError, lower_graph
 from rtl4ml.netlist.execute import execute
-from rtl4ml.netlist.ir import Add, Const, Quant, Relu
+from rtl4ml.netlist.prims import Add, Const, Quant, Relu
 
 from .conftest import boundary_inputs, random_mlp
 
@@ -114,9 +114,8 @@ def test_too_wide_emulation_names_the_node():
 def test_graph_errors_name_nodes():
     g = GraphBuilder()
     x = g.input("fixed<8,4>", 3)
-    y = g.dense(x, np.ones((4, 2)), np.zeros(2), name="fc")
-    with pytest.raises(GraphError, match="'fc'.*expects 4 inputs, got 3"):
-        g.build(y).types
+    with pytest.raises(GraphError, match=r"'fc'.*expects 4 features on the last axis, got shape \(3,\)"):
+        g.dense(x, np.ones((4, 2)), np.zeros(2), name="fc")
     with pytest.raises(GraphError, match=r"node .dense.: dense weight has a non-finite value nan at index \(0, 0\)"):
         GraphBuilder().dense("x", np.array([[np.nan]]), np.zeros(1))
 

@@ -11,7 +11,8 @@ from rtl4ml.design import Design
 from rtl4ml.graph import lower_graph
 from rtl4ml.netlist.builder import NetlistBuilder
 from rtl4ml.netlist.execute import execute
-from rtl4ml.netlist.ir import Add, Reg, Wire
+from rtl4ml.fixed import Wire
+from rtl4ml.netlist.prims import Add, Reg
 from rtl4ml.passes.dce import simplify
 from rtl4ml.passes.pipeline import DEFAULT_DELAY_MODEL, DelayModel, _asap, _n_stages, schedule_pipeline
 

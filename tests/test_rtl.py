@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import rtl4ml
 from rtl4ml.design import Design
-from rtl4ml.netlist.ir import Wire
+from rtl4ml.fixed import Wire
 from rtl4ml.verify.verilator import lint, pack_bus, simulate, unpack_bus
 
 from .conftest import boundary_inputs, random_mlp
@@ -115,7 +115,7 @@ def test_jet_mlp_on_real_jets_is_bit_exact(jet_mlp):
 def test_every_quantizer_mode_in_rtl(rng):
     """Per-element quantizers of every rounding x overflow mode on one input, summed, in one build."""
     from .conftest import OVERFLOWS, ROUNDINGS, random_types
-    from rtl4ml.netlist.ir import Quant
+    from rtl4ml.netlist.prims import Quant
     n = 40
     g = rtl4ml.graph.GraphBuilder()
     x = g.input(random_types(rng, n, 20))

@@ -16,9 +16,9 @@ import numpy as np
 
 from ._version import __version__
 from .backends.verilog import check_module_name, emit_verilog
-from .estimate.analytic import adder_stats
+from .estimate.analytic import LayerStats, adder_stats
 from .graph import Graph, GraphError, lower_graph
-from .netlist.execute import execute
+from .netlist.execute import execute, split_outputs
 from .netlist.ir import Netlist
 from .passes.dce import simplify
 from .passes.pipeline import PipelineReport, schedule_pipeline
@@ -29,14 +29,16 @@ DESIGN_FORMAT = "rtl4ml-design/1"
 @dataclass(frozen=True)
 class Mismatch:
     sample: int
-    output: int
+    output: int     # element of all outputs, bus after bus
     expected: int   # emulator code
     got: int        # RTL code
     width: int
+    where: str = ""  # output name and element index, e.g. "y[3]"
 
     def __str__(self) -> str:
         w = max(self.width, 1)
-        return (f"sample {self.sample}, output {self.output}: emulator {self.expected} "
+        what = f"output {self.output}" + (f" ({self.where})" if self.where else "")
+        return (f"sample {self.sample}, {what}: emulator {self.expected} "
                 f"(0b{self.expected % (1 << w):0{w}b}) != RTL {self.got} (0b{self.got % (1 << w):0{w}b})")
 
 
@@ -45,7 +47,7 @@ class VerifyResult:
     ok: bool
     n_samples: int
     n_mismatch: int           # samples with at least one differing output bit
-    outputs: np.ndarray       # RTL outputs as float64
+    outputs: object           # RTL outputs as float64: an array, or a tuple (dict) for several outputs
     first_mismatch: Mismatch | None
     bad_valid_cycles: int
 
@@ -80,13 +82,26 @@ class Estimate:
     srl: int | None = None
     logic_depth: int | None = None
     synth_seconds: float | None = None
+    luts_estimate: int = 0
+    multipliers: int = 0
+    layers: tuple[LayerStats, ...] = ()   # analytic figures per Graph node
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def layer_table(self) -> str:
+        """The per-layer figures as an aligned text table."""
+        head = ("layer", "adders", "adder bits", "LUT est.", "reg bits", "mults", "depth")
+        rows = [(s.layer, s.adders, s.adder_bits, s.luts, s.register_bits, s.multipliers, s.adder_depth)
+                for s in self.layers]
+        widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+        fmt = lambda r: "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)  # noqa: E731
+                                  for i, (v, w) in enumerate(zip(r, widths)))
+        return "\n".join([fmt(head)] + [fmt(r) for r in rows])
+
     def __str__(self) -> str:
-        rows = [(k, v) for k, v in self.as_dict().items() if v is not None]
-        return "\n".join(f"{k:>17}: {v}" for k, v in rows)
+        rows = [(k, v) for k, v in self.as_dict().items() if v is not None and k != "layers"]
+        return "\n".join([f"{k:>17}: {v}" for k, v in rows] + ["", self.layer_table()])
 
 
 class Design:
@@ -97,8 +112,6 @@ class Design:
         check_module_name(name)
         if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
             raise ValueError(f"clock_ns must be a positive number of nanoseconds, got {clock_ns!r}")
-        if len(graph.outputs) != 1:
-            raise GraphError("a Design needs a graph with exactly one output")
         _ = graph.types  # type-check now: errors name the node at convert time, not later
         self.graph = graph
         self.name = name
@@ -110,8 +123,18 @@ class Design:
         self.cmvm_depth_slack = cmvm_depth_slack
 
     def __repr__(self) -> str:
-        n_in, n_out = self.graph.input.op.size, len(self.graph.output_types[0])
-        return f"<Design {self.name!r}: {n_in} -> {n_out}, {len(self.graph.nodes)} nodes, clock {self.clock_ns} ns>"
+        shape = lambda t: "x".join(map(str, t.shape)) or "scalar"  # noqa: E731
+        ins = ", ".join(shape(self.graph.types[n.name]) for n in self.graph.inputs)
+        outs = ", ".join(shape(t) for t in self.graph.output_types)
+        return f"<Design {self.name!r}: {ins} -> {outs}, {len(self.graph.nodes)} nodes, clock {self.clock_ns} ns>"
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n.name for n in self.graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.graph.outputs)
 
     # ------------------------------------------------------------------ derived hardware
 
@@ -136,23 +159,52 @@ class Design:
     # ------------------------------------------------------------------ behaviour
 
     def quantize_input(self, x) -> np.ndarray:
+        """Input codes of a single-input design."""
         return self.graph.quantize_input(x)
 
-    def predict(self, x) -> np.ndarray:
-        """Bit-exact values of the hardware's outputs (float64), from the fast emulator."""
+    def quantize_inputs(self, x) -> list[np.ndarray]:
+        """Input codes, one array per input (``x``: an array, a tuple, or a dict by name)."""
+        return self.graph.quantize_inputs(x)
+
+    def predict(self, x):
+        """Bit-exact values of the hardware's outputs (float64), from the fast emulator.
+
+        One output: an array of shape (N, *output shape). Several: a tuple in output order,
+        or a dict by output name when ``x`` is a dict by input name.
+        """
         return self.graph.predict(x)
 
-    def predict_codes(self, x) -> np.ndarray:
-        """The integer codes on ``out_bus`` for inputs ``x`` (emulator)."""
-        return self.graph.emulate_codes(self.quantize_input(x))[self.graph.outputs[0]]
+    def _shaped(self, arrays: list[np.ndarray], like_dict: bool):
+        if len(arrays) == 1:
+            return arrays[0]
+        return dict(zip(self.graph.outputs, arrays)) if like_dict else tuple(arrays)
 
-    def execute_netlist(self, x) -> np.ndarray:
+    def predict_codes(self, x):
+        """The integer codes of the outputs for inputs ``x`` (emulator), shaped like :meth:`predict`."""
+        codes = self.graph.emulate_codes(self.quantize_inputs(x))
+        return self._shaped([codes[o] for o in self.graph.outputs], isinstance(x, dict))
+
+    def execute_netlist(self, x):
         """Output codes from executing the Netlist (slower than :meth:`predict_codes`; for checks)."""
-        return execute(self.netlist, self.quantize_input(x))
+        flat = execute(self.netlist, self.quantize_inputs(x))
+        return self._shaped(split_outputs(self.netlist, flat), isinstance(x, dict))
 
-    def _to_float(self, codes: np.ndarray) -> np.ndarray:
+    def _expected_flat(self, xq: list[np.ndarray]) -> np.ndarray:
+        codes = self.graph.emulate_codes(xq)
+        return np.concatenate([codes[o].reshape(len(xq[0]), -1) for o in self.graph.outputs], axis=1)
+
+    def _to_float(self, codes: np.ndarray) -> list[np.ndarray]:
         f = np.array([t.fraction for t in self.netlist.output_types])
-        return np.ldexp(codes.astype(np.float64), -f)
+        return split_outputs(self.netlist, np.ldexp(codes.astype(np.float64), -f))
+
+    def _where(self, j: int) -> str:
+        """Output name and element index of element ``j`` of all outputs."""
+        for bus in self.netlist.output_buses:
+            if j < len(bus.slots):
+                idx = np.unravel_index(j, bus.shape) if bus.shape else ()
+                return f"{bus.name}[{', '.join(str(int(i)) for i in idx)}]"
+            j -= len(bus.slots)
+        return ""
 
     # ------------------------------------------------------------------ artifacts
 
@@ -183,8 +235,8 @@ class Design:
     def verify(self, x, jobs: int | None = None) -> VerifyResult:
         """Simulate the RTL with Verilator on ``x`` and compare every output bit with the emulator."""
         from .verify.verilator import simulate
-        xq = self.quantize_input(x)
-        expected = self.graph.emulate_codes(xq)[self.graph.outputs[0]]
+        xq = self.quantize_inputs(x)
+        expected = self._expected_flat(xq)
         sim = simulate(self.netlist, self.verilog, self.name, xq, self.valid, jobs)
         diff = sim.codes != expected
         bad = np.flatnonzero(diff.any(axis=1))
@@ -192,18 +244,22 @@ class Design:
         if len(bad):
             s = int(bad[0])
             j = int(np.flatnonzero(diff[s])[0])
-            first = Mismatch(s, j, int(expected[s, j]), int(sim.codes[s, j]), self.netlist.output_types[j].width)
+            first = Mismatch(s, j, int(expected[s, j]), int(sim.codes[s, j]), self.netlist.output_types[j].width,
+                             self._where(j))
         ok = len(bad) == 0 and sim.bad_valid == 0
-        return VerifyResult(ok, len(xq), len(bad), self._to_float(sim.codes), first, sim.bad_valid)
+        outputs = self._shaped(self._to_float(sim.codes), isinstance(x, dict))
+        return VerifyResult(ok, len(expected), len(bad), outputs, first, sim.bad_valid)
 
     def estimate(self, synth: bool = True, family: str = "xcup") -> Estimate:
-        """Resources and latency. ``synth=False``: instant analytic figures only."""
+        """Resources and latency, in total and per layer. ``synth=False``: instant analytic
+        figures only; otherwise Yosys figures for the whole design as well."""
         st = adder_stats(self.netlist)
         p = self.pipeline
         base = dict(adders=st.adders, adder_bits=st.adder_bits, adder_depth=st.adder_depth,
                     register_bits=st.register_bits, latency_cycles=p.latency_cycles, clock_ns=self.clock_ns,
                     latency_ns=round(p.latency_cycles * self.clock_ns, 6),
-                    critical_path_ns=round(p.critical_path_ns, 4))
+                    critical_path_ns=round(p.critical_path_ns, 4), luts_estimate=st.luts,
+                    multipliers=st.multipliers, layers=st.layers)
         if not synth:
             return Estimate(**base)
         from .estimate.yosys import synthesize

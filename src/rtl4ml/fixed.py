@@ -216,6 +216,17 @@ class FixedTypeArray:
         w = self.width
         return np.where(w > 0, np.left_shift(1, np.maximum(w - self.signed, 0)) - 1, 0)
 
+    def broadcast_to(self, shape) -> "FixedTypeArray":
+        """The same types repeated over ``shape`` (numpy broadcasting rules)."""
+        shape = tuple(shape)
+        if self.shape == shape:
+            return self
+        try:
+            return FixedTypeArray(np.broadcast_to(self.signed, shape), np.broadcast_to(self.integer, shape),
+                                  np.broadcast_to(self.fraction, shape), self.rounding, self.overflow)
+        except ValueError:
+            raise FixedPointError(f"types of shape {self.shape} do not broadcast to shape {shape}") from None
+
     def __getitem__(self, idx) -> FixedType:
         return FixedType(bool(self.signed[idx]), int(self.integer[idx]), int(self.fraction[idx]),
                          self.rounding, self.overflow)

@@ -1,4 +1,4 @@
-"""Graph IR: layer-level ops on tensors with exact per-element types."""
+"""Graph IR: layer-level ops on N-D tensors with exact per-element types, as a DAG."""
 
 from .graph import Graph, GraphBuilder, Node
 from .lower import lower_graph

@@ -1,29 +1,29 @@
 """Lowering: Graph (layer level) to Netlist (scalar primitives).
 
-Each op lowers itself; this function only walks the graph in order and wires the results.
+Each op lowers itself; this function only walks the graph in order, tells the builder which
+node it is lowering (every primitive remembers it) and wires the results to the buses.
 """
 
 from __future__ import annotations
 
 from ..netlist.builder import NetlistBuilder
-from ..netlist.ir import Netlist, Wire
-from .graph import Graph
+from ..netlist.ir import Bus, Netlist
+from .graph import Graph, node_error
 from .ops import GraphError
 
 
 def lower_graph(graph: Graph, cmvm: str = "plain", **cmvm_options) -> Netlist:
     """Lower ``graph`` to an (unpipelined) Netlist; ``cmvm`` names the constant-matrix solver."""
-    if len(graph.outputs) != 1:
-        raise GraphError("lowering needs a graph with one output")
     types = graph.types
     nl = NetlistBuilder(cmvm_options={"method": cmvm, **cmvm_options})
-    wires: dict[str, list[int]] = {}
+    wires: dict = {}
     for n in graph.nodes:
+        nl.origin = n.name
         try:
             wires[n.name] = n.op.lower(nl, [wires[i] for i in n.inputs], [types[i] for i in n.inputs], types[n.name])
-        except GraphError as e:
-            raise GraphError(f"node {n.name!r} ({n.op.kind}): {e}") from None
-    out = graph.outputs[0]
-    t = types[out]
-    slots = [Wire(int(lo), int(hi), int(f)) for lo, hi, f in zip(t.lo, t.hi, t.fraction)]
-    return nl.finish(wires[out], slots)
+        except (GraphError, ValueError) as e:
+            raise GraphError(node_error(n, e)) from None
+    in_buses = [Bus(n.name, types[n.name].shape, tuple(types[n.name].wires())) for n in graph.inputs]
+    out_buses = [Bus(o, types[o].shape, tuple(types[o].wires())) for o in graph.outputs]
+    outputs = [int(w) for o in graph.outputs for w in wires[o].flat]
+    return nl.finish(outputs, out_buses, in_buses)

@@ -1,40 +1,23 @@
 """Building a Netlist: exact wire types, hash-consing and constant folding on the fly.
 
-Ops lower themselves through this builder. It computes each new wire's exact interval,
-folds constants (pruned weights, dead ReLUs, identity quantizers vanish here), and returns
-the existing wire when the same primitive is asked for twice.
+Ops lower themselves through this builder. Every request goes through :meth:`emit`, which
+asks the primitive class for its exact result type, forwards an operand the primitive would
+pass through unchanged, folds constants (pruned weights, dead ReLUs and identity quantizers
+vanish here) and returns the existing wire when the same primitive is asked for twice.
+``origin`` names the Graph node being lowered; every new primitive records it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from ..fixed import FixedType, quantized_range, requantize_code
-from .ir import Add, Const, Input, Netlist, Prim, Quant, Relu, Scale, Wire
-
-
-def const_wire(q: int, fraction: int) -> Wire:
-    """A constant with trailing zero bits stripped (so equal values share one wire)."""
-    q = int(q)
-    if q == 0:
-        return Wire(0, 0, 0)
-    while q % 2 == 0:
-        q //= 2
-        fraction -= 1
-    return Wire(q, q, fraction)
-
-
-def shift_code(q: int, up: int) -> int:
-    """``q * 2**up`` for integer results (``up`` may be negative when the low bits are zero)."""
-    return q << up if up >= 0 else q >> -up
-
-
-def add_wire(a: Wire, b: Wire, shift: int, sub: bool) -> Wire:
-    """Interval of ``a ± b * 2**shift`` assuming a and b independent."""
-    f = max(a.fraction, b.fraction - shift)
-    sa, sb = f - a.fraction, f - b.fraction + shift
-    blo, bhi = (-b.hi, -b.lo) if sub else (b.lo, b.hi)
-    return Wire((a.lo << sa) + (blo << sb), (a.hi << sa) + (bhi << sb), f)
+from ..cmvm import AdderGraph, csd, solve_cmvm
+from ..fixed import FixedType, Wire
+from .ir import Bus, Netlist, Prim
+from .prims import (Add, Compare, Const, Input, Lookup, Max, Min, Mul, Quant, Relu, Scale, Select, const_wire,
+                    shift_code)
 
 
 def _maxabs(c: np.ndarray) -> int:
@@ -49,11 +32,15 @@ class NetlistBuilder:
         self.prims: list[Prim] = []
         self._index: dict[tuple, int] = {}
         self.input_types: list[Wire] = []
+        self.origin = ""
 
     def wire(self, i: int) -> Wire:
         return self.prims[i].wire
 
-    def _emit(self, prim: Prim) -> int:
+    def is_const(self, i: int) -> bool:
+        return self.prims[i].wire.is_const
+
+    def _intern(self, prim: Prim) -> int:
         key = prim.key()
         hit = self._index.get(key)
         if hit is not None:
@@ -62,63 +49,108 @@ class NetlistBuilder:
         self._index[key] = len(self.prims) - 1
         return len(self.prims) - 1
 
-    def is_const(self, i: int) -> bool:
-        return isinstance(self.prims[i], Const)
+    def emit(self, cls: type[Prim], args: Sequence[int], params: dict | None = None, wire: Wire | None = None) -> int:
+        """The wire of primitive ``cls(args, **params)``; ``wire`` overrides its inferred type."""
+        params = params or {}
+        args = tuple(int(a) for a in args)
+        wires = [self.wire(a) for a in args]
+        w = wire if wire is not None else cls.output(wires, **params)
+        p = cls(w, args, **params, origin=self.origin)
+        j = p.identity(wires)
+        if j is not None:
+            return args[j]
+        if w.is_const:
+            return self.const(w.lo, w.fraction)
+        if args and all(x.is_const for x in wires):
+            return self.const(p.fold([x.lo for x in wires], wires), w.fraction)
+        return self._intern(p)
 
     # --------------------------------------------------------------- primitives
 
     def input(self, t: Wire) -> int:
         self.input_types.append(t)
-        return self._emit(Input(t, len(self.input_types) - 1))
+        return self._intern(Input(t, (), len(self.input_types) - 1, origin=self.origin))
 
     def const(self, q: int, fraction: int) -> int:
-        return self._emit(Const(const_wire(q, fraction)))
+        return self._intern(Const(const_wire(q, fraction), (), origin=self.origin))
 
     def scale(self, a: int, shift: int, negate: bool = False) -> int:
         if shift == 0 and not negate:
             return a
-        w = self.wire(a)
-        if w.is_const:
-            return self.const(-w.lo if negate else w.lo, w.fraction - shift)
-        lo, hi = (-w.hi, -w.lo) if negate else (w.lo, w.hi)
-        return self._emit(Scale(Wire(lo, hi, w.fraction - shift), a, shift, negate))
+        return self.emit(Scale, (a,), {"shift": shift, "negate": negate})
 
     def add(self, a: int, b: int, shift: int = 0, sub: bool = False, wire: Wire | None = None) -> int:
         """``a ± b * 2**shift``; ``wire`` overrides the naive interval with an exact one."""
-        wa, wb = self.wire(a), self.wire(b)
-        if wb.is_const and wb.lo == 0:
-            return a
+        wa = self.wire(a)
         if wa.is_const and wa.lo == 0:
             return self.scale(b, shift, sub)
-        naive = add_wire(wa, wb, shift, sub)
-        if wa.is_const and wb.is_const:
-            return self.const(naive.lo, naive.fraction)
-        w = naive if wire is None else wire
-        return self._emit(Add(w, a, b, shift, sub))
+        if self.is_const(a) and self.is_const(b):
+            wire = None   # folding computes the exact constant
+        return self.emit(Add, (a, b), {"shift": shift, "sub": sub}, wire)
+
+    def sub(self, a: int, b: int) -> int:
+        return self.add(a, b, 0, True)
 
     def relu(self, a: int) -> int:
-        w = self.wire(a)
-        if w.lo >= 0:
-            return a
-        if w.hi <= 0:
-            return self.const(0, 0)
-        return self._emit(Relu(Wire(0, w.hi, w.fraction), a))
+        return self.emit(Relu, (a,))
 
     def quant(self, a: int, target: FixedType) -> int:
-        w = self.wire(a)
-        if w.is_const:
-            return self.const(requantize_code(w.lo, w.fraction, target), target.fraction)
-        lo, hi = quantized_range(w.lo, w.hi, w.fraction, target)
-        if w.fraction <= target.fraction and (lo, hi) == (w.lo << (target.fraction - w.fraction),
-                                                         w.hi << (target.fraction - w.fraction)):
-            return a  # no bits dropped, no overflow possible: the identity
-        if lo == hi:
-            return self.const(lo, target.fraction)
-        return self._emit(Quant(Wire(lo, hi, target.fraction), a, target))
+        return self.emit(Quant, (a,), {"target": target})
+
+    def mul(self, a: int, b: int) -> int:
+        """``a * b``: shift-and-add when either operand is a constant, a multiplier otherwise."""
+        if self.is_const(a):
+            a, b = b, a
+        wb = self.wire(b)
+        if wb.is_const:
+            return self.const_mul(a, wb.lo, wb.fraction)
+        return self.emit(Mul, (a, b))
+
+    def const_mul(self, a: int, code: int, fraction: int) -> int:
+        """``a * code * 2**-fraction`` as a canonical-signed-digit adder tree (exact widths)."""
+        if code == 0:
+            return self.const(0, 0)
+        level = [(k, d < 0) for k, d in csd(int(code))]   # (shift, negative) per digit
+        ops: list[tuple[int, int, int, bool]] = []
+        nodes = [0] * len(level)   # adder-graph node of each pending term
+        while len(level) > 1:
+            nxt, nxt_nodes = [], []
+            for i in range(0, len(level) - 1, 2):
+                (sa, ga), (sb, gb) = level[i], level[i + 1]
+                ops.append((nodes[i], nodes[i + 1], sb - sa, ga != gb))
+                nxt.append((sa, ga))
+                nxt_nodes.append(len(ops))   # node ids: input 0, then adders 1, 2, ...
+            if len(level) % 2:
+                nxt.append(level[-1])
+                nxt_nodes.append(nodes[-1])
+            level, nodes = nxt, nxt_nodes
+        (s, neg), = level
+        (y,) = self.linear(AdderGraph(1, tuple(ops), ((nodes[0], s, neg),)), [a])
+        return self.scale(y, -fraction)
+
+    def compare(self, op: str, a: int, b: int) -> int:
+        return self.emit(Compare, (a, b), {"op": op})
+
+    def select(self, c: int, a: int, b: int) -> int:
+        return self.emit(Select, (c, a, b))
+
+    def maximum(self, a: int, b: int) -> int:
+        return self.emit(Max, (a, b))
+
+    def minimum(self, a: int, b: int) -> int:
+        return self.emit(Min, (a, b))
+
+    def lookup(self, a: int, table: Sequence[int], fraction: int) -> int:
+        return self.emit(Lookup, (a,), {"table": tuple(int(q) for q in table), "fraction": int(fraction)})
 
     # --------------------------------------------------------------- linear forms
 
-    def linear(self, graph, xs: list[int]) -> list[int]:
+    def solve(self, W: np.ndarray, wires: Sequence[Wire]) -> AdderGraph:
+        """The adder graph of ``x @ W`` (constant dyadic ``W``) for inputs of types ``wires``,
+        from the configured CMVM solver; emit it with :meth:`linear`."""
+        return solve_cmvm(W, list(wires), **self.cmvm_options)
+
+    def linear(self, graph: AdderGraph, xs: Sequence[int]) -> list[int]:
         """Emit an :class:`~rtl4ml.cmvm.AdderGraph` over wires ``xs``.
 
         Every intermediate wire gets the exact interval of its linear form in the inputs
@@ -172,5 +204,19 @@ class NetlistBuilder:
                 out.append(self.scale(ids[node], shift, negate))
         return out
 
-    def finish(self, outputs: list[int], output_types: list[Wire]) -> Netlist:
-        return Netlist(tuple(self.prims), tuple(self.input_types), tuple(outputs), tuple(output_types))
+    def finish(self, outputs: Sequence[int], output_buses: Sequence[Bus | Wire] | None = None,
+               input_buses: Sequence[Bus] | None = None) -> Netlist:
+        """The Netlist with these outputs.
+
+        ``output_buses``: the output Buses, or the slot types of a single output bus ``y``
+        (default: the output wires' own types). ``input_buses`` default to one bus ``x``
+        holding every input element, in order.
+        """
+        outputs = tuple(int(o) for o in outputs)
+        if output_buses is None:
+            output_buses = [self.wire(o) for o in outputs]
+        if output_buses and not isinstance(output_buses[0], Bus):
+            output_buses = [Bus("y", (len(output_buses),), tuple(output_buses))]
+        if input_buses is None:
+            input_buses = [Bus("x", (len(self.input_types),), tuple(self.input_types))] if self.input_types else []
+        return Netlist(tuple(self.prims), tuple(input_buses), outputs, tuple(output_buses))

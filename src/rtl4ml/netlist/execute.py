@@ -1,17 +1,19 @@
 """Vectorized execution of a Netlist over a batch of input codes.
 
-Arithmetic is int64 modulo 2**64. Every wire's exact value fits its own width (at most
-63 bits, checked), so a modular result is the exact one even where an operand, shifted to
-the output's scale, would not fit: the same argument that lets the hardware compute each
-adder at its output width.
+Each primitive evaluates itself (:meth:`~rtl4ml.netlist.ir.Prim.evaluate`); this module only
+walks the primitives in order, in chunks of samples, freeing every wire after its last
+reader.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from ..fixed import WidthError, requantize
-from .ir import Add, Const, Input, Netlist, Quant, Reg, Relu, Scale
+from ..fixed import WidthError
+from .ir import ExecContext, Netlist
+from .prims import shift_codes
 
 
 def _last_uses(nl: Netlist) -> list[list[int]]:
@@ -28,49 +30,61 @@ def _last_uses(nl: Netlist) -> list[list[int]]:
     return frees
 
 
-def _shift(q: np.ndarray, up: int) -> np.ndarray:
-    return q << up if up >= 0 else q >> -up
+def flat_inputs(nl: Netlist, xq) -> np.ndarray:
+    """Input codes as one (N, elements) array: one array per input bus (a sequence when
+    there are several), each of shape (N, elements of the bus) or (N, *bus shape)."""
+    arrays = list(xq) if isinstance(xq, (list, tuple)) else [xq]
+    if len(arrays) != len(nl.input_buses):
+        raise ValueError(f"expected {len(nl.input_buses)} input arrays, got {len(arrays)}")
+    cols = []
+    for a, bus in zip(arrays, nl.input_buses):
+        cols.append(batch_matrix(np.asarray(a, dtype=np.int64), len(bus.slots), bus.shape, f"input {bus.name!r}"))
+    n = {len(c) for c in cols}
+    if len(n) > 1:
+        raise ValueError(f"input arrays have different numbers of samples: {sorted(n)}")
+    return np.concatenate(cols, axis=1) if len(cols) != 1 else cols[0]
 
 
-def execute(nl: Netlist, xq: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """Codes of the output bus slots for input codes ``xq`` of shape (N, n_inputs)."""
-    xq = np.asarray(xq, dtype=np.int64)
-    if xq.ndim != 2 or xq.shape[1] != len(nl.input_types):
-        raise ValueError(f"expected input codes of shape (N, {len(nl.input_types)}), got {xq.shape}")
+def batch_matrix(a: np.ndarray, n_el: int, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """``a`` of shape (N, n_el) or (N, *shape) as an (N, n_el) matrix, or a clear error."""
+    if a.ndim >= 1 and (a.shape[1:] == tuple(shape) or a.shape[1:] == (n_el,)):
+        return a.reshape(len(a), n_el)
+    want = f"(N, {n_el})" if len(shape) <= 1 else f"(N, {n_el}) or (N, {', '.join(map(str, shape))})"
+    raise ValueError(f"{what}: expected an array of shape {want}, got {a.shape}")
+
+
+def execute(nl: Netlist, xq, chunk: int = 1 << 16) -> np.ndarray:
+    """Codes of the output bus slots, (N, all output elements), for input codes ``xq``.
+
+    ``xq``: an (N, elements) array for a single input bus, or one array per bus.
+    """
+    x = flat_inputs(nl, xq)
     widest = max((p.wire.width for p in nl.prims), default=0)
     if widest > 63:
         raise WidthError(f"a netlist wire needs {widest} bits; the int64 executor handles at most 63")
     frees = _last_uses(nl)
-    outs = [_run(nl, xq[s:s + chunk], frees) for s in range(0, len(xq), chunk)]
+    outs = [_run(nl, x[s:s + chunk], frees) for s in range(0, len(x), chunk)]
     return np.concatenate(outs) if outs else np.zeros((0, len(nl.outputs)), dtype=np.int64)
 
 
+def split_outputs(nl: Netlist, codes: np.ndarray) -> list[np.ndarray]:
+    """(N, all output elements) codes to one (N, *shape) array per output bus."""
+    out, off = [], 0
+    for bus in nl.output_buses:
+        n_el = len(bus.slots)
+        out.append(codes[:, off:off + n_el].reshape((len(codes),) + tuple(bus.shape)))
+        off += n_el
+    return out
+
+
 def _run(nl: Netlist, xq: np.ndarray, frees: list[list[int]]) -> np.ndarray:
-    n = len(xq)
+    ctx = ExecContext(xq, len(xq))
     v: list = [None] * len(nl.prims)
+    operand_wires = nl.operand_wires
     for k, p in enumerate(nl.prims):
-        f = p.wire.fraction
-        if isinstance(p, Input):
-            r = xq[:, p.index]
-        elif isinstance(p, Const):
-            r = np.full(n, p.wire.lo, dtype=np.int64)
-        elif isinstance(p, Add):
-            a, b = nl.prims[p.a].wire, nl.prims[p.b].wire
-            ta = _shift(v[p.a], f - a.fraction)
-            tb = _shift(v[p.b], f - b.fraction + p.shift)
-            r = ta - tb if p.sub else ta + tb
-        elif isinstance(p, Scale):
-            r = -v[p.a] if p.negate else v[p.a]
-        elif isinstance(p, Relu):
-            r = np.maximum(v[p.a], 0)
-        elif isinstance(p, Quant):
-            r = requantize(v[p.a], nl.prims[p.a].wire.fraction, p.target)
-        elif isinstance(p, Reg):
-            r = v[p.a]
-        else:  # pragma: no cover - the primitive set is closed
-            raise TypeError(f"unknown primitive {type(p).__name__}")
-        v[k] = r
+        v[k] = p.evaluate([v[a] for a in p.args], operand_wires[k], ctx)
         for a in frees[k]:
             v[a] = None
-    cols = [_shift(v[o], t.fraction - nl.prims[o].wire.fraction) for o, t in zip(nl.outputs, nl.output_types)]
-    return np.stack(cols, axis=1) if cols else np.zeros((n, 0), dtype=np.int64)
+    cols: Sequence[np.ndarray] = [shift_codes(v[o], t.fraction - nl.prims[o].wire.fraction)
+                                  for o, t in zip(nl.outputs, nl.output_types)]
+    return np.stack(cols, axis=1) if cols else np.zeros((len(xq), 0), dtype=np.int64)

@@ -1,75 +1,35 @@
-"""Constant folding and dead-code removal on a Netlist.
+"""Constant folding, fusions and dead-code removal on a Netlist.
 
 The builder already folds constants as it goes, but a Netlist can still carry work that
 no output needs (a hash-consed wire whose readers were folded away, a neuron whose every
 outgoing weight was pruned, a zero column's adders) or primitives whose operands turned
 out constant. These passes remove both; inputs are kept because they are the bus.
+Each pass is a pure function of the Netlist, written with :func:`~rtl4ml.netlist.rewrite.rewrite`.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from ..fixed import quantized_range, requantize_code
-from ..netlist.builder import add_wire, const_wire
-from ..netlist.ir import Add, Const, Input, Netlist, Prim, Quant, Reg, Relu, Scale, Wire
+from ..fixed import Wire, quantized_range
+from ..netlist.ir import Netlist, Prim
+from ..netlist.prims import Add, Const, Input, Quant, Relu, const_wire
+from ..netlist.rewrite import Rewriter, rewrite
 
 
 def fold_constants(nl: Netlist) -> Netlist:
-    """Replace primitives whose operands are constant by constants; drop additions of zero."""
-    prims: list[Prim] = []
-    new_id: list[int] = []
-    consts: dict[tuple[int, int], int] = {}
+    """Replace primitives whose operands are constant by constants; forward pass-through operands."""
 
-    def const(q: int, fraction: int) -> int:
-        w = const_wire(q, fraction)
-        key = (w.lo, w.fraction)
-        if key not in consts:
-            prims.append(Const(w))
-            consts[key] = len(prims) - 1
-        return consts[key]
-
-    def cval(i: int) -> tuple[int, int] | None:
-        p = prims[i]
-        return (p.wire.lo, p.wire.fraction) if isinstance(p, Const) else None
-
-    for p in nl.prims:
-        args = [new_id[a] for a in p.args]
-        cs = [cval(a) for a in args]
-        k: int | None = None
+    def visit(r: Rewriter, k: int, p: Prim):
         if isinstance(p, Const):
-            k = const(p.wire.lo, p.wire.fraction)
-        elif isinstance(p, Input):
-            pass
-        elif all(c is not None for c in cs) and args:
-            k = const(*_evaluate(p, cs))
-        elif isinstance(p, Add) and cs[1] is not None and cs[1][0] == 0:
-            k = args[0]
-        elif isinstance(p, Add) and cs[0] is not None and cs[0][0] == 0 and not p.sub and p.shift == 0:
-            k = args[1]
-        if k is None:
-            prims.append(p.with_args(args))
-            k = len(prims) - 1
-        new_id.append(k)
-    return _renumbered(nl, prims, new_id)
+            return r.const(p.wire.lo, p.wire.fraction, p.origin)
+        wires = [r.prims[a].wire for a in p.args]
+        if p.args and all(w.is_const for w in wires):
+            return r.const(p.fold([w.lo for w in wires], wires), p.wire.fraction, p.origin)
+        j = p.identity(wires)
+        return p if j is None else p.args[j]
 
-
-def _evaluate(p: Prim, cs: list[tuple[int, int]]) -> tuple[int, int]:
-    """``(code, fraction)`` of a primitive whose operands are all constants."""
-    if isinstance(p, Add):
-        (qa, fa), (qb, fb) = cs
-        w = add_wire(Wire(qa, qa, fa), Wire(qb, qb, fb), p.shift, p.sub)
-        return w.lo, w.fraction
-    (q, f), = cs
-    if isinstance(p, Scale):
-        return (-q if p.negate else q), f - p.shift
-    if isinstance(p, Relu):
-        return max(q, 0), f
-    if isinstance(p, Quant):
-        return requantize_code(q, f, p.target), p.target.fraction
-    if isinstance(p, Reg):
-        return q, f
-    raise TypeError(f"cannot fold {type(p).__name__}")  # pragma: no cover - closed primitive set
+    return rewrite(nl, visit)
 
 
 def remove_dead(nl: Netlist) -> Netlist:
@@ -85,13 +45,7 @@ def remove_dead(nl: Netlist) -> Netlist:
             live[k] = True
     if all(live):
         return nl
-    prims: list[Prim] = []
-    new_id: dict[int, int] = {}
-    for k, p in enumerate(nl.prims):
-        if live[k]:
-            prims.append(p.with_args([new_id[a] for a in p.args]))
-            new_id[k] = len(prims) - 1
-    return _renumbered(nl, prims, new_id)
+    return rewrite(nl, lambda r, k, p: p if live[k] else None)
 
 
 def reader_counts(nl: Netlist) -> list[int]:
@@ -120,28 +74,25 @@ def fuse_rounding(nl: Netlist) -> Netlist:
         src = nl.prims[p.a]
         if not isinstance(src, Add) or readers[p.a] != 1 or src.shift != 0 or src.sub:
             continue
-        if src.wire.fraction <= p.target.fraction or not isinstance(nl.prims[src.a], Const):
+        if src.wire.fraction <= p.target.fraction or not isinstance(nl.prims[src.args[0]], Const):
             continue
-        c = nl.prims[src.a].wire
+        c = nl.prims[src.args[0]].wire
         f = max(c.fraction, p.target.fraction + 1)
         fused[p.a] = ((c.lo << (f - c.fraction)) + (1 << (f - p.target.fraction - 1)), f,
                       1 << (src.wire.fraction - p.target.fraction - 1))
     if not fused:
         return nl
-    prims: list[Prim] = []
-    new_id: list[int] = []
-    for k, p in enumerate(nl.prims):
-        args = [new_id[a] for a in p.args]
+
+    def visit(r: Rewriter, k: int, p: Prim):
         if k in fused:
             q, f, bump = fused[k]
-            prims.append(Const(const_wire(q, f)))
-            p = replace(p, wire=Wire(p.wire.lo + bump, p.wire.hi + bump, p.wire.fraction))
-            args[0] = len(prims) - 1
-        elif isinstance(p, Quant) and p.a in fused:
-            p = replace(p, target=replace(p.target, rounding="TRN"))
-        prims.append(p.with_args(args))
-        new_id.append(len(prims) - 1)
-    return _renumbered(nl, prims, new_id)
+            c = r.emit(Const(const_wire(q, f), (), origin=p.origin))
+            return replace(p, wire=Wire(p.wire.lo + bump, p.wire.hi + bump, p.wire.fraction), args=(c, p.args[1]))
+        if isinstance(p, Quant) and nl.prims[k].args[0] in fused:
+            return replace(p, target=replace(p.target, rounding="TRN"))
+        return p
+
+    return rewrite(nl, visit)
 
 
 def fuse_relu(nl: Netlist) -> Netlist:
@@ -165,25 +116,15 @@ def fuse_relu(nl: Netlist) -> Netlist:
         src = nl.prims[q.a].wire
         lo, hi = quantized_range(src.lo, src.hi, src.fraction, t)
         twins[p.a] = replace(q, wire=Wire(lo, hi, t.fraction), target=t)
-    if not twins:
-        return nl
-    prims: list[Prim] = []
-    new_id: list[int] = []
-    for k, p in enumerate(nl.prims):
-        args = [new_id[a] for a in p.args]
-        if isinstance(p, Relu) and p.a in twins:
-            new_id.append(args[0])   # the unsigned quantizer already is the ReLU
-            continue
-        prims.append(twins.get(k, p).with_args(args))
-        new_id.append(len(prims) - 1)
-    return _renumbered(nl, prims, new_id)
+
+    def visit(r: Rewriter, k: int, p: Prim):
+        if isinstance(p, Relu) and nl.prims[k].args[0] in twins:
+            return p.args[0]   # the unsigned quantizer already is the ReLU
+        return twins[k].with_args(p.args) if k in twins else p
+
+    return rewrite(nl, visit) if twins else nl
 
 
 def simplify(nl: Netlist) -> Netlist:
     """Constant folding, rounding and ReLU fusion, then dead-code removal."""
     return remove_dead(fuse_relu(fuse_rounding(fold_constants(nl))))
-
-
-def _renumbered(nl: Netlist, prims: list[Prim], new_id) -> Netlist:
-    """``nl`` with primitives ``prims``; ``new_id[k]`` is the new id of old wire ``k``."""
-    return Netlist(tuple(prims), nl.input_types, tuple(new_id[o] for o in nl.outputs), nl.output_types, nl.latency)

@@ -22,7 +22,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..netlist.ir import Add, Const, Input, Netlist, Prim, Quant, Reg, Relu, Scale
+from ..netlist.ir import Netlist, Prim
+from ..netlist.prims import Reg
+from ..netlist.rewrite import Rewriter
 
 
 @dataclass(frozen=True)
@@ -48,21 +50,21 @@ class DelayModel:
     def adder(self, width: int) -> float:
         return self.adder_ns + self.adder_ns_per_bit * width
 
-    def delay(self, p: Prim, nl: Netlist) -> float:
-        if isinstance(p, Add) or (isinstance(p, Scale) and p.negate):
-            return self.adder(p.wire.width)
-        if isinstance(p, Relu):
-            return self.mux_ns
-        if isinstance(p, Quant):
-            src = nl.prims[p.a].wire
-            t = self.adder(src.width + 1) if p.target.rounding != "TRN" and src.fraction > p.target.fraction else 0.0
-            if p.target.overflow != "WRAP" and (p.wire.lo, p.wire.hi) != (src.lo, src.hi):
-                # the Verilog tests the k top bits against the sign (a tree of 6-input LUTs),
-                # then selects: no carry chain
-                k = max(src.width - p.target.width + 1, 2)
-                t += self.mux_ns * (math.ceil(math.log(k, 6)) + 1)
-            return t
-        return 0.0
+    def multiplier(self, width_a: int, width_b: int) -> float:
+        """A LUT-based multiplier: partial products, then an adder tree of ``ceil(log2(rows))``
+        levels as wide as the product (rough: not calibrated on Yosys like the adder)."""
+        rows = max(min(width_a, width_b), 1)
+        return self.mux_ns + max(math.ceil(math.log2(rows)), 1) * self.adder(width_a + width_b)
+
+    def table(self, address_bits: int) -> float:
+        """A ROM of ``2**address_bits`` entries: one LUT6 level, then a MUXF7/MUXF8 or LUT level
+        per two address bits beyond six (rough)."""
+        return self.mux_ns * (1 + math.ceil(max(address_bits - 6, 0) / 2))
+
+    def delay(self, p: Prim, nl: Netlist, k: int | None = None) -> float:
+        """Delay of primitive ``p`` (number ``k`` of ``nl``, when known) in ns."""
+        wires = nl.operand_wires[k] if k is not None else tuple(nl.prims[a].wire for a in p.args)
+        return p.delay(wires, self)
 
 
 DEFAULT_DELAY_MODEL = DelayModel()
@@ -89,7 +91,7 @@ class PipelineReport:
 
 
 def _live_args(nl: Netlist, p: Prim) -> list[int]:
-    return [a for a in p.args if not isinstance(nl.prims[a], Const)]
+    return [a for a in p.args if not nl.prims[a].wire.is_const]
 
 
 def _earliest_start(live: list[int], stage: list[int], finish: list[float], d: float,
@@ -107,7 +109,7 @@ def _asap(nl: Netlist, delay: list[float], period: float) -> tuple[list[int], li
     stage = [0] * len(nl.prims)
     finish = [0.0] * len(nl.prims)
     for k, p in enumerate(nl.prims):
-        if isinstance(p, (Input, Const)):
+        if not p.args:
             continue
         s, t = _earliest_start(_live_args(nl, p), stage, finish, delay[k], period)
         stage[k], finish[k] = s, t + delay[k]
@@ -115,7 +117,7 @@ def _asap(nl: Netlist, delay: list[float], period: float) -> tuple[list[int], li
 
 
 def _n_stages(nl: Netlist, stage: list[int]) -> int:
-    return max((stage[o] for o in nl.outputs if not isinstance(nl.prims[o], Const)), default=0) + 1
+    return max((stage[o] for o in nl.outputs if not nl.prims[o].wire.is_const), default=0) + 1
 
 
 def _alap(nl: Netlist, delay: list[float], period: float, last: int) -> tuple[list[int], list[float]]:
@@ -133,7 +135,7 @@ def _alap(nl: Netlist, delay: list[float], period: float, last: int) -> tuple[li
             start = due[c] - delay[c]   # latest start of c within its stage
             best = min(best, (stage[c], start) if start >= delay[k] - 1e-12 else (stage[c] - 1, period))
         stage[k], due[k] = best
-        if isinstance(nl.prims[k], (Input, Const)):   # the bus arrives in cycle 0
+        if not nl.prims[k].args:   # the bus arrives in cycle 0
             stage[k], due[k] = 0, 0.0
     return stage, due
 
@@ -147,7 +149,7 @@ def schedule_pipeline(nl: Netlist, clock_ns: float, model: DelayModel = DEFAULT_
     if not clock_ns > 0:
         raise ValueError(f"clock_ns must be positive, got {clock_ns!r}")
     n = len(nl.prims)
-    delay = [model.delay(p, nl) for p in nl.prims]
+    delay = [model.delay(p, nl, k) for k, p in enumerate(nl.prims)]
     asap, _ = _asap(nl, delay, clock_ns)
     stages = _n_stages(nl, asap)
 
@@ -172,7 +174,7 @@ def schedule_pipeline(nl: Netlist, clock_ns: float, model: DelayModel = DEFAULT_
     finish = [0.0] * n
     stage_delay = [0.0] * latency
     for k, p in enumerate(nl.prims):
-        if isinstance(p, (Input, Const)):
+        if not p.args:
             continue
         t = max((finish[a] for a in _live_args(nl, p) if stage[a] == stage[k]), default=0.0) + delay[k]
         finish[k] = t
@@ -188,7 +190,7 @@ def _place(nl: Netlist, delay: list[float], period: float, early: list[int], lat
     stage = list(early)
     finish = [0.0] * n
     for k, p in enumerate(nl.prims):
-        if isinstance(p, (Input, Const)):
+        if not p.args:
             continue
         live = _live_args(nl, p)
         s0, t0 = _earliest_start(live, stage, finish, delay[k], period)
@@ -207,7 +209,7 @@ def _valid(nl: Netlist, delay: list[float], period: float, stage: list[int]) -> 
     """Does every stage of the assignment fit the period (operands never from later stages)?"""
     finish = [0.0] * len(nl.prims)
     for k, p in enumerate(nl.prims):
-        if isinstance(p, (Input, Const)):
+        if not p.args:
             continue
         live = _live_args(nl, p)
         if any(stage[a] > stage[k] for a in live):
@@ -226,33 +228,30 @@ def _register_bits(nl: Netlist, stage: list[int], latency: int) -> int:
             last[a] = max(last[a], stage[k])
     for o in nl.outputs:
         last[o] = latency
-    return sum((last[k] - stage[k]) * p.wire.width for k, p in enumerate(nl.prims) if not isinstance(p, Const))
+    return sum((last[k] - stage[k]) * p.wire.width for k, p in enumerate(nl.prims) if not p.wire.is_const)
 
 
 def _insert_registers(nl: Netlist, stage: list[int], latency: int) -> tuple[Netlist, int]:
-    prims: list[Prim] = []
-    new_id: dict[int, int] = {}
+    r = Rewriter(nl)
     delayed: dict[tuple[int, int], int] = {}
     bits = 0
 
     def at_stage(a: int, s: int) -> int:
         """New id of old wire ``a`` as seen in stage ``s`` (through registers)."""
         nonlocal bits
-        if isinstance(nl.prims[a], Const):
-            return new_id[a]
-        cur = new_id[a]
+        cur = r.new_id[a]
+        if nl.prims[a].wire.is_const:
+            return cur
+        src = nl.prims[a]
         for d in range(1, s - stage[a] + 1):
             key = (a, d)
             if key not in delayed:
-                prims.append(Reg(nl.prims[a].wire, cur))
-                bits += nl.prims[a].wire.width
-                delayed[key] = len(prims) - 1
+                delayed[key] = r.emit(Reg(src.wire, (cur,), origin=src.origin))
+                bits += src.wire.width
             cur = delayed[key]
         return cur
 
     for k, p in enumerate(nl.prims):
-        prims.append(p.with_args([at_stage(a, stage[k]) for a in p.args]))
-        new_id[k] = len(prims) - 1
+        r.new_id[k] = r.emit(p.with_args([at_stage(a, stage[k]) for a in p.args]))
     outputs = [at_stage(o, latency) for o in nl.outputs]
-    return Netlist(tuple(prims), nl.input_types, tuple(outputs), nl.output_types, latency), bits
-
+    return r.finish(outputs, latency), bits

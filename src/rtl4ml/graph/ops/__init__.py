@@ -1,8 +1,13 @@
 """Graph ops, one file per op family. Importing this package registers them all."""
 
+from .affine import Affine
+from .arith import Add, Maximum, Minimum, Mul, Sub
 from .base import OP_REGISTRY, GraphError, Op
 from .dense import Dense
-from .elementwise import Add, Quantize, ReLU
-from .io import Input
+from .elementwise import Quantize, ReLU
+from .io import Constant, Input
+from .reduce import Reduce
+from .shape import Concat, Reshape, Slice, Transpose
 
-__all__ = ["OP_REGISTRY", "GraphError", "Op", "Input", "Dense", "ReLU", "Quantize", "Add"]
+__all__ = ["OP_REGISTRY", "GraphError", "Op", "Input", "Constant", "Dense", "ReLU", "Quantize", "Add", "Sub",
+           "Mul", "Maximum", "Minimum", "Affine", "Reduce", "Reshape", "Transpose", "Slice", "Concat"]

@@ -1,4 +1,4 @@
-"""Element-wise ops: ReLU, Quantize and Add."""
+"""Element-wise unary ops: ReLU and Quantize (the only op that rounds)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...fixed import FixedTypeArray, check_width, quantized_range, requantize
-from ..tensor import TensorType
-from .base import GraphError, Op
+from ...fixed import FixedPointError, FixedTypeArray, quantized_range, requantize
+from ..tensor import TensorType, int_array
+from .base import GraphError, Op, wire_array
 from .serial import types_from_json, types_to_json
 
 
@@ -20,13 +20,13 @@ class ReLU(Op):
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (x,) = inputs
-        return TensorType([max(v, 0) for v in x.lo], [max(v, 0) for v in x.hi], x.fraction)
+        return TensorType(np.maximum(x.lo, 0), np.maximum(x.hi, 0), x.fraction)
 
-    def emulate(self, inputs, in_types, out_type) -> np.ndarray:
-        return np.maximum(inputs[0], 0)
+    def emulator(self, in_types, out_type):
+        return lambda inputs: np.maximum(inputs[0], 0)
 
-    def lower(self, nl, inputs, in_types, out_type) -> list[int]:
-        return [nl.relu(w) for w in inputs[0]]
+    def lower(self, nl, inputs, in_types, out_type) -> np.ndarray:
+        return wire_array([nl.relu(int(w)) for w in inputs[0].flat], out_type.shape)
 
     def to_json(self) -> dict:
         return {}
@@ -38,24 +38,35 @@ class ReLU(Op):
 
 @dataclass(frozen=True, eq=False)
 class Quantize(Op):
-    """Round then handle overflow, element by element, to ``types``. The only op that rounds."""
+    """Round then handle overflow, element by element, to ``types`` (of the input's shape,
+    or a shape that broadcasts to it, e.g. one type per feature)."""
 
     types: FixedTypeArray
     kind = "quantize"
 
+    def _types(self, x: TensorType) -> FixedTypeArray:
+        try:
+            return self.types.broadcast_to(x.shape)
+        except FixedPointError:
+            raise GraphError(f"quantizer has types of shape {self.types.shape} for an input of shape {x.shape}") \
+                from None
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (x,) = inputs
-        if len(x) != len(self.types):
-            raise GraphError(f"quantizer has {len(self.types)} types for an input of {len(x)} elements")
-        r = [quantized_range(lo, hi, int(f), self.types[i])
-             for i, (lo, hi, f) in enumerate(zip(x.lo, x.hi, x.fraction))]
-        return TensorType([a for a, _ in r], [b for _, b in r], self.types.fraction)
+        t = self._types(x)
+        r = [quantized_range(lo, hi, int(f), t[idx]) for idx, lo, hi, f in
+             zip(np.ndindex(*x.shape), x.lo.flat, x.hi.flat, x.fraction.flat)]
+        return TensorType(int_array([a for a, _ in r], x.shape), int_array([b for _, b in r], x.shape), t.fraction)
 
-    def emulate(self, inputs, in_types, out_type) -> np.ndarray:
-        return requantize(inputs[0], in_types[0].fraction, self.types)
+    def emulator(self, in_types, out_type):
+        (x,) = in_types
+        t, f = self._types(x), x.fraction
+        return lambda inputs: requantize(inputs[0], f, t)
 
-    def lower(self, nl, inputs, in_types, out_type) -> list[int]:
-        return [nl.quant(w, self.types[i]) for i, w in enumerate(inputs[0])]
+    def lower(self, nl, inputs, in_types, out_type) -> np.ndarray:
+        t = self._types(in_types[0])
+        return wire_array([nl.quant(int(w), t[idx]) for idx, w in zip(np.ndindex(*t.shape), inputs[0].flat)],
+                          out_type.shape)
 
     def to_json(self) -> dict:
         return {"types": types_to_json(self.types)}
@@ -63,41 +74,3 @@ class Quantize(Op):
     @classmethod
     def from_json(cls, data: dict) -> "Quantize":
         return cls(types_from_json(data["types"]))
-
-
-def _aligned(x: TensorType, f: np.ndarray, bound: str):
-    vals = x.lo if bound == "lo" else x.hi
-    return [int(v) << int(ff - xf) for v, ff, xf in zip(vals, f, x.fraction)]
-
-
-@dataclass(frozen=True)
-class Add(Op):
-    """Element-wise ``a + b``, exact: the finer fraction of the two, widths from intervals."""
-
-    kind = "add"
-    n_inputs = 2
-
-    def infer(self, inputs: list[TensorType]) -> TensorType:
-        a, b = inputs
-        if len(a) != len(b):
-            raise GraphError(f"cannot add tensors of {len(a)} and {len(b)} elements")
-        f = np.maximum(a.fraction, b.fraction)
-        lo = [x + y for x, y in zip(_aligned(a, f, "lo"), _aligned(b, f, "lo"))]
-        hi = [x + y for x, y in zip(_aligned(a, f, "hi"), _aligned(b, f, "hi"))]
-        return TensorType(lo, hi, f)
-
-    def emulate(self, inputs, in_types, out_type) -> np.ndarray:
-        check_width(out_type.width, "an Add output")
-        f = out_type.fraction
-        a, b = inputs
-        return np.left_shift(a, f - in_types[0].fraction) + np.left_shift(b, f - in_types[1].fraction)
-
-    def lower(self, nl, inputs, in_types, out_type) -> list[int]:
-        return [nl.add(a, b) for a, b in zip(*inputs)]
-
-    def to_json(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Add":
-        return cls()
