@@ -60,10 +60,12 @@ def boundary_inputs(types: FixedTypeArray, n: int, rng: np.random.Generator, ove
     """Float inputs mixing each element's min, max, 0, one step inside the ends, and random values.
 
     With ``overshoot``, some values lie outside the type so input quantization wraps/saturates.
+    Returns shape (n, *types.shape).
     """
-    lo = np.ldexp(types.min_q.astype(np.float64), -types.fraction)
-    hi = np.ldexp(types.max_q.astype(np.float64), -types.fraction)
-    step = np.ldexp(1.0, -types.fraction)
+    shape = types.shape
+    lo = np.ldexp(types.min_q.astype(np.float64), -types.fraction).reshape(-1)
+    hi = np.ldexp(types.max_q.astype(np.float64), -types.fraction).reshape(-1)
+    step = np.ldexp(1.0, -types.fraction).reshape(-1)
     choices = np.stack([lo, hi, np.zeros_like(lo), np.minimum(lo + step, hi), np.maximum(hi - step, lo),
                         rng.uniform(lo, hi + step, size=lo.shape)])
     pick = rng.integers(0, len(choices), size=(n, len(lo)))
@@ -72,7 +74,7 @@ def boundary_inputs(types: FixedTypeArray, n: int, rng: np.random.Generator, ove
     if overshoot:
         span = hi - lo + step
         x += np.where(rng.random(x.shape) < 0.1, rng.choice([-1.0, 1.0], size=x.shape) * span, 0.0)
-    return x
+    return x.reshape((n,) + tuple(shape))
 
 
 def near_quantization_steps(rng: np.random.Generator, x: np.ndarray, f: np.ndarray) -> np.ndarray:

@@ -537,12 +537,11 @@ class Quant(_Unary):
 
 @dataclass(frozen=True)
 class Lookup(_Unary):
-    """A constant table indexed by a wire: code ``a.lo + i`` of ``a`` gives code ``table[i]``.
-
-    The table covers exactly the operand's interval; the result scale is ``wire.fraction``.
-    """
+    """A constant table indexed by a wire: code ``a.lo + i`` of ``a`` gives code ``table[i]``
+    at scale ``2**-fraction``. The table covers exactly the operand's interval."""
 
     table: tuple[int, ...]
+    fraction: int
 
     @classmethod
     def output(cls, wires, table: Sequence[int] = (), fraction: int = 0) -> Wire:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from ..netlist.ir import Netlist, Prim
 from ..netlist.prims import Reg
 from ..netlist.rewrite import Rewriter
+from .dce import remove_dead
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,14 @@ def _fits(nl: Netlist, delay: list[float], period: float, stages: int) -> bool:
 
 
 def schedule_pipeline(nl: Netlist, clock_ns: float, model: DelayModel = DEFAULT_DELAY_MODEL) -> tuple[Netlist, PipelineReport]:
-    """Return ``nl`` with pipeline registers inserted, and the per-stage critical paths."""
+    """Return ``nl`` with pipeline registers inserted, and the per-stage critical paths.
+
+    Primitives that no output reads are dropped first: they would need no registers but
+    could sit in stages beyond the outputs'.
+    """
     if not clock_ns > 0:
         raise ValueError(f"clock_ns must be positive, got {clock_ns!r}")
+    nl = remove_dead(nl)
     n = len(nl.prims)
     delay = [model.delay(p, nl, k) for k, p in enumerate(nl.prims)]
     asap, _ = _asap(nl, delay, clock_ns)
