@@ -166,3 +166,29 @@ def test_covering_type_is_minimal(lo, span, f):
     if t.width > 0:  # one bit less (or no sign) would not cover
         narrower = [FixedType(t.signed, t.integer - 1, f)] + ([FixedType(False, t.integer, f)] if t.signed else [])
         assert all(not (n.min_value <= grid_lo and grid_hi <= n.max_value) for n in narrower)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), in_bits=st.sampled_from([4, 12, 20, 23, 24, 25, 26, 30, 50, 53, 54, 60]),
+       rounding=st.sampled_from(["TRN", "RND", "RND_CONV"]), overflow=st.sampled_from(["WRAP", "SAT", "SAT_SYM"]),
+       as_float=st.booleans())
+def test_fast_requantizer_equals_requantize(data, in_bits, rounding, overflow, as_float):
+    """The float32 / float64 / int64 kernels of ``requantizer`` give exactly the codes of
+    ``requantize``, at the ends of the input range and at random points inside it."""
+    from rtl4ml.fixed import requantizer
+    n = data.draw(st.integers(1, 5))
+    signed = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    integer = np.array(data.draw(st.lists(st.integers(-2, 20), min_size=n, max_size=n)))
+    fraction = np.array(data.draw(st.lists(st.integers(-3, 12), min_size=n, max_size=n)))
+    t = FixedTypeArray(signed, integer, fraction, rounding, overflow)
+    f0 = np.array(data.draw(st.lists(st.integers(-4, 16), min_size=n, max_size=n)))
+    lo = -(1 << (in_bits - 1))
+    hi = (1 << (in_bits - 1)) - 1
+    lo_a, hi_a = np.array([lo] * n, dtype=object), np.array([hi] * n, dtype=object)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    q = rng.integers(lo, hi, size=(200, n), endpoint=True)
+    q[:4] = [[lo] * n, [hi] * n, [0] * n, [-1] * n]
+    run = requantizer(f0, t, lo_a, hi_a)
+    x = q.astype(np.float64) if as_float and in_bits <= 53 else q
+    got = run(x)
+    np.testing.assert_array_equal(np.asarray(got).astype(np.int64), requantize(q, f0, t))

@@ -303,6 +303,60 @@ def requantize(q, from_fraction, t: "TypeLike | FixedTypeArray") -> np.ndarray:
     return _overflow(r, t)
 
 
+def requantizer(from_fraction, t: FixedTypeArray, lo: np.ndarray, hi: np.ndarray):
+    """A function quantizing codes at ``from_fraction`` whose values lie in ``[lo, hi]``
+    (per-element exact bounds) to ``t``, as fast as exactness allows.
+
+    When every intermediate provably fits the mantissa, the codes are rounded as
+    integer-valued float32 (24 bits) or float64 (53 bits): scaling by a power of two, the
+    floor and the clip are then exact, and no int64 shift by a per-element amount is needed
+    (the slow part of :func:`requantize`). Saturation or wrapping is skipped where no input
+    value can overflow. The function accepts integer or integer-valued float codes and
+    returns codes in the dtype it computed with (int64 on the exact-integer fallback).
+    """
+    shape = t.shape
+    f0 = np.broadcast_to(np.asarray(from_fraction, dtype=np.int64), shape)
+    d = f0 - t.fraction
+    rlo = [round_code(int(a), int(dd), t.rounding) for a, dd in zip(np.asarray(lo).reshape(-1), d.reshape(-1))]
+    rhi = [round_code(int(b), int(dd), t.rounding) for b, dd in zip(np.asarray(hi).reshape(-1), d.reshape(-1))]
+    qlo, qhi = t.min_q.reshape(-1), t.max_q.reshape(-1)
+    if t.overflow == "SAT_SYM":
+        qlo = np.where(t.signed.reshape(-1), -qhi, qlo)
+    overflows = any(a < int(ql) or b > int(qh) for a, b, ql, qh in zip(rlo, rhi, qlo, qhi))
+    # the largest intermediate magnitude: the aligned input plus the rounding offset, and when
+    # wrapping, plus the range's low end and one modulus; every result fits the output width.
+    # A float holds every integer up to 2**24 (float32) / 2**53 (float64) exactly.
+    wraps = overflows and t.overflow == "WRAP"
+    need = int(t.width.max(initial=0))
+    for a, b, dd, ql, w in zip(np.asarray(lo).reshape(-1), np.asarray(hi).reshape(-1), d.reshape(-1), qlo,
+                               t.width.reshape(-1)):
+        m, dd = max(abs(int(a)), abs(int(b))), int(dd)
+        m = m << -dd if dd < 0 else m + ((1 << (dd - 1)) if dd > 0 else 0)
+        need = max(need, (m + (abs(int(ql)) + (1 << int(w)) if wraps else 0)).bit_length())
+    if need > 53:
+        return lambda q: requantize(np.asarray(q).astype(np.int64), from_fraction, t)
+    dtype = np.float32 if need <= 24 else np.float64
+    scale = np.ldexp(1.0, -d).astype(dtype)
+    half = np.where(d > 0, np.ldexp(1.0, np.maximum(d - 1, 0)), 0.0).astype(dtype)
+    qlo, qhi = qlo.reshape(shape).astype(dtype), qhi.reshape(shape).astype(dtype)
+    modulus, inverse = np.ldexp(1.0, t.width).astype(dtype), np.ldexp(1.0, -t.width).astype(dtype)
+    rounding, overflow = t.rounding, t.overflow
+
+    def run(q: np.ndarray) -> np.ndarray:
+        y = q.astype(dtype)   # a copy: the codes may have other readers
+        if rounding == "RND":
+            y += half
+        y *= scale
+        (np.rint if rounding == "RND_CONV" else np.floor)(y, out=y)
+        if overflows:
+            if overflow == "WRAP":
+                y -= np.floor((y - qlo) * inverse) * modulus
+            else:
+                np.clip(y, qlo, qhi, out=y)
+        return y
+    return run
+
+
 def _float_codes(x: np.ndarray, t: FixedTypeArray) -> np.ndarray:
     """Round floats to integer codes of ``t`` (exact: scaling by 2**f is exact in float64)."""
     y = np.ldexp(x, t.fraction)

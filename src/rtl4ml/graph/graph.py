@@ -20,6 +20,15 @@ from .ops import (OP_REGISTRY, Add, Affine, Concat, Constant, Dense, GraphError,
 from .tensor import TensorType
 
 
+def as_int64(v: np.ndarray) -> np.ndarray:
+    """Codes as int64 (from integer-valued floats where a fast kernel produced them)."""
+    return v if v.dtype == np.int64 else v.astype(np.int64)
+
+
+def _on_int64(fn):
+    return lambda inputs: fn([as_int64(v) for v in inputs])
+
+
 @dataclass(frozen=True)
 class Node:
     name: str
@@ -171,7 +180,8 @@ class Graph:
                 continue
             try:
                 check_width(types[n.name].width, f"node {n.name!r} ({n.op.kind})")
-                fns[n.name] = n.op.emulator([types[i] for i in n.inputs], types[n.name])
+                fn = n.op.emulator([types[i] for i in n.inputs], types[n.name])
+                fns[n.name] = fn if n.op.float_codes else _on_int64(fn)
             except (WidthError, GraphError) as e:
                 raise type(e)(node_error(n, e)) from None
         return fns
@@ -194,8 +204,8 @@ class Graph:
         parts = [self._emulate_chunk([a[s:s + chunk] for a in xs], fns, keep_all, last_use)
                  for s in range(0, max(total, 1), chunk)]
         if len(parts) == 1:
-            return parts[0]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            return {k: as_int64(v) for k, v in parts[0].items()}
+        return {k: as_int64(np.concatenate([p[k] for p in parts])) for k in parts[0]}
 
     def _emulate_chunk(self, xs: list[np.ndarray], fns: dict, keep_all: bool,
                        last_use: dict[str, int]) -> dict[str, np.ndarray]:

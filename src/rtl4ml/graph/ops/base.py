@@ -9,7 +9,9 @@ is created.
 
 Shapes never include the batch: an emulator maps arrays of shape ``(N, *input shape)`` to
 ``(N, *output shape)``; ``lower`` maps arrays of wire ids of the input shapes to one of the
-output shape.
+output shape. Codes are exact integers; an op with ``float_codes`` may receive and return
+them as integer-valued float32/float64 arrays (exact below 2**24 / 2**53, which the op
+proves from the types before choosing that arithmetic).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class Op:
 
     kind: ClassVar[str] = ""
     n_inputs: ClassVar[int | None] = 1
+    #: Whether the emulator accepts codes held as integer-valued floats (what the fast float32
+    #: and float64 kernels produce). Ops that shift or multiply codes get int64 instead.
+    float_codes: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)

@@ -59,6 +59,7 @@ class Dense(Op):
     weight_type: FixedType | None = None
     bias_type: FixedType | None = None
     kind = "dense"
+    float_codes = True
 
     def __post_init__(self) -> None:
         w = np.array(self.weight, dtype=np.float64)
@@ -165,15 +166,19 @@ class Dense(Op):
         lead = x.shape[:-1]
         if len(patterns) == 1:
             M, B = mats[0]
-            return lambda inputs: (inputs[0].reshape(-1, n_in).astype(dtype) @ M + B).astype(np.int64).reshape(
-                (-1,) + lead + (n_out,))
+
+            def run_one(inputs):
+                y = inputs[0].reshape(-1, n_in).astype(dtype, copy=False) @ M
+                y += B
+                return y.reshape((-1,) + lead + (n_out,))
+            return run_one
         groups = [np.flatnonzero(which == p) for p in range(len(patterns))]
 
         def run(inputs):
-            v = inputs[0].reshape(len(inputs[0]), -1, n_in).astype(dtype)
-            out = np.empty(v.shape[:2] + (n_out,), dtype=np.int64)
+            v = inputs[0].reshape(len(inputs[0]), -1, n_in).astype(dtype, copy=False)
+            out = np.empty(v.shape[:2] + (n_out,), dtype=dtype)
             for rows, (M, B) in zip(groups, mats):
-                out[:, rows] = (v[:, rows] @ M + B).astype(np.int64)
+                out[:, rows] = v[:, rows] @ M + B
             return out.reshape((-1,) + lead + (n_out,))
         return run
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...fixed import FixedPointError, FixedTypeArray, quantized_range, requantize
+from ...fixed import FixedPointError, FixedTypeArray, quantized_range, requantizer
 from ..tensor import TensorType, int_array
 from .base import GraphError, Op, wire_array
 from .serial import types_from_json, types_to_json
@@ -17,6 +17,7 @@ class ReLU(Op):
     """``max(x, 0)``: exact, never rounds."""
 
     kind = "relu"
+    float_codes = True
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (x,) = inputs
@@ -43,6 +44,7 @@ class Quantize(Op):
 
     types: FixedTypeArray
     kind = "quantize"
+    float_codes = True
 
     def _types(self, x: TensorType) -> FixedTypeArray:
         try:
@@ -60,8 +62,8 @@ class Quantize(Op):
 
     def emulator(self, in_types, out_type):
         (x,) = in_types
-        t, f = self._types(x), x.fraction
-        return lambda inputs: requantize(inputs[0], f, t)
+        run = requantizer(x.fraction, self._types(x), x.lo, x.hi)
+        return lambda inputs: run(inputs[0])
 
     def lower(self, nl, inputs, in_types, out_type) -> np.ndarray:
         t = self._types(in_types[0])

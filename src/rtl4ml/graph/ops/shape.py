@@ -17,6 +17,7 @@ class Reshape(Op):
 
     shape: tuple[int, ...]
     kind = "reshape"
+    float_codes = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
@@ -47,6 +48,7 @@ class Transpose(Op):
 
     perm: tuple[int, ...]
     kind = "transpose"
+    float_codes = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "perm", tuple(int(p) for p in self.perm))
@@ -78,6 +80,7 @@ class Slice(Op):
 
     slices: tuple[tuple[int, int, int], ...]
     kind = "slice"
+    float_codes = True
 
     def __post_init__(self) -> None:
         sl = tuple(tuple(int(v) for v in s) for s in self.slices)
