@@ -336,50 +336,72 @@ def requantizer(from_fraction, t: FixedTypeArray, lo: np.ndarray, hi: np.ndarray
     if need > 53:
         return lambda q: requantize(np.asarray(q).astype(np.int64), from_fraction, t)
     dtype = np.float32 if need <= 24 else np.float64
-    scale = np.ldexp(1.0, -d).astype(dtype)
-    half = np.where(d > 0, np.ldexp(1.0, np.maximum(d - 1, 0)), 0.0).astype(dtype)
-    qlo, qhi = qlo.reshape(shape).astype(dtype), qhi.reshape(shape).astype(dtype)
-    modulus, inverse = np.ldexp(1.0, t.width).astype(dtype), np.ldexp(1.0, -t.width).astype(dtype)
+    scale = _uniform(np.ldexp(1.0, -d), dtype)
+    half = _uniform(np.where(d > 0, np.ldexp(1.0, np.maximum(d - 1, 0)), 0.0), dtype)
+    qlo, qhi = _uniform(qlo.reshape(shape), dtype), _uniform(qhi.reshape(shape), dtype)
+    modulus, inverse = _uniform(np.ldexp(1.0, t.width), dtype), _uniform(np.ldexp(1.0, -t.width), dtype)
     rounding, overflow = t.rounding, t.overflow
 
     def run(q: np.ndarray) -> np.ndarray:
         y = q.astype(dtype)   # a copy: the codes may have other readers
         if rounding == "RND":
             y += half
-        y *= scale
+        if np.any(scale != 1):
+            y *= scale
         (np.rint if rounding == "RND_CONV" else np.floor)(y, out=y)
         if overflows:
             if overflow == "WRAP":
                 y -= np.floor((y - qlo) * inverse) * modulus
             else:
-                np.clip(y, qlo, qhi, out=y)
+                np.maximum(y, qlo, out=y)
+                np.minimum(y, qhi, out=y)
         return y
     return run
 
 
+def _uniform(a: np.ndarray, dtype):
+    """A scalar when every element is the same (numpy broadcasts a scalar fastest), else the array."""
+    a = np.asarray(a, dtype=dtype)
+    return a.reshape(-1)[0] if a.size and np.all(a == a.reshape(-1)[0]) else a
+
+
 def _float_codes(x: np.ndarray, t: FixedTypeArray) -> np.ndarray:
     """Round floats to integer codes of ``t`` (exact: scaling by 2**f is exact in float64)."""
-    y = np.ldexp(x, t.fraction)
-    if not np.all(np.isfinite(y)):
+    f = _uniform(t.fraction, np.int64)
+    y = np.ldexp(x, f)
+    if not np.isfinite(y).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(np.broadcast_to(y, np.shape(y))))[0])
         xb = np.broadcast_to(x, np.shape(y))
         raise FixedPointError(f"cannot quantize the value {float(xb[bad])} at index {bad}: not finite or out of float64 range")
-    fl = np.floor(y)
-    # ldexp is exact unless the result underflows (|y| < 2**-1022); then only the sign
-    # matters, and a negative value that underflowed to -0.0 still floors to -1.
-    fl = np.where((y == 0) & (x < 0), -1.0, fl)
-    if t.rounding == "RND":
-        fl = fl + (y - fl >= 0.5)
-    elif t.rounding == "RND_CONV":
-        r = y - fl
-        fl = fl + ((r > 0.5) | ((r == 0.5) & (np.fmod(fl, 2) != 0)))
-    # Bring huge values into int64 range without changing the result: fmod by 2**W is exact
-    # and keeps the residue for WRAP; SAT only needs the sign and magnitude beyond the range.
-    if t.overflow == "WRAP":
-        fl = np.fmod(fl, np.ldexp(1.0, t.width))
+    if t.rounding == "RND_CONV":
+        fl = np.rint(y)   # exact, ties to even (an underflowed value rounds to 0 either way)
     else:
-        fl = np.clip(fl, -(2.0 ** 62), 2.0 ** 62)
-    return _overflow(fl.astype(np.int64), t)
+        fl = np.floor(y)
+        # ldexp is exact unless the result underflows (|y| < 2**-1022); then only the sign
+        # matters, and a negative value that underflowed to -0.0 still floors to -1.
+        zero = np.flatnonzero(y == 0)
+        if zero.size:
+            xz = np.broadcast_to(x, y.shape).reshape(-1)[zero]
+            fl.reshape(-1)[zero[xz < 0]] = -1.0
+        if t.rounding == "RND":
+            fl += y - fl >= 0.5   # y - floor(y) is exact (Sterbenz); y + 0.5 would round
+    lo, hi, w = t.min_q, t.max_q, t.width
+    if t.overflow == "WRAP":
+        if w.max(initial=0) <= 52:   # exact in float64: wrap there
+            lo_f, mod = _uniform(lo, np.float64), _uniform(np.ldexp(1.0, w), np.float64)
+            fl -= np.floor((fl - lo_f) / mod) * mod
+            return fl.astype(np.int64)
+        return _overflow(np.fmod(fl, np.ldexp(1.0, w)).astype(np.int64), t)   # fmod by 2**W keeps the residue
+    if t.overflow == "SAT_SYM":
+        lo = np.where(t.signed, -hi, lo)
+    # the bounds fit int64 (<= 62 bits), and clipping in float64 then converting is exact
+    # for them only below 2**53: clip huge values first, then in int64
+    np.clip(fl, -(2.0 ** 62), 2.0 ** 62, out=fl)
+    if w.max(initial=0) <= 52:
+        np.maximum(fl, _uniform(lo, np.float64), out=fl)
+        np.minimum(fl, _uniform(hi, np.float64), out=fl)
+        return fl.astype(np.int64)
+    return np.clip(fl.astype(np.int64), lo, hi)
 
 
 def _type_array(t: "TypeLike | FixedTypeArray") -> FixedTypeArray:
