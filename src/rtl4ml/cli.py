@@ -70,15 +70,25 @@ def _design(args):
                           clock_ns=args.clock_ns, name=args.name, cmvm=args.cmvm, cmvm_depth_slack=slack)
 
 
-def _load_inputs(path: str, n: int | None) -> np.ndarray:
+def _load_inputs(path: str, n: int | None, names: list[str]):
+    """Inputs from a file. One input: an array (.npy, .csv, .txt, or array 'x' or the first
+    of a .npz). Several inputs: a .npz with one array per input name."""
     p = Path(path)
     if not p.exists():
         raise CLIError(f"input file {p} does not exist")
+    if len(names) > 1:
+        if p.suffix != ".npz":
+            raise CLIError(f"{p}: the design has {len(names)} inputs {names}: give a .npz with one array per name")
+        with np.load(p, allow_pickle=False) as d:
+            missing = [k for k in names if k not in d.files]
+            if missing:
+                raise CLIError(f"{p} has arrays {d.files}; the design's inputs are {names} (missing {missing})")
+            return {k: d[k][:n] if n else d[k] for k in names}
     if p.suffix == ".npy":
         x = np.load(p, allow_pickle=False)
     elif p.suffix == ".npz":
         with np.load(p, allow_pickle=False) as d:
-            key = "x" if "x" in d.files else d.files[0]
+            key = "x" if "x" in d.files else names[0] if names[0] in d.files else d.files[0]
             x = d[key]
     elif p.suffix in (".csv", ".txt"):
         x = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=2)
@@ -99,7 +109,7 @@ def cmd_convert(args) -> int:
 
 def cmd_verify(args) -> int:
     d = _design(args)
-    x = _load_inputs(args.inputs, args.n)
+    x = _load_inputs(args.inputs, args.n, d.input_names)
     r = d.verify(x, jobs=args.jobs)
     print(r)
     return 0 if r.ok else 1
@@ -131,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="simulate the RTL with Verilator and compare every bit with the emulator")
     _add_model_args(v)
-    v.add_argument("--inputs", required=True, help="inputs (N, n_in): .npy, .npz, .csv or .txt")
+    v.add_argument("--inputs", required=True, help="inputs (N, *input shape): .npy, .npz, .csv or .txt; "
+                   "a .npz with one array per input name for several inputs")
     v.add_argument("-n", type=int, default=None, help="use only the first N samples")
     v.add_argument("--jobs", type=int, default=None, help="parallel compile jobs for the Verilator build")
     v.set_defaults(func=cmd_verify)
