@@ -127,3 +127,21 @@ def test_cli_errors_are_one_line(tmp_path, capsys, model):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err and err.count("\n") == 1
+
+
+class OwnModule(nn.Module):
+    def forward(self, x):
+        return x
+
+
+def test_cli_input_shape_and_refused_user_class(tmp_path, capsys):
+    torch.manual_seed(0)
+    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(90, 4)), tmp_path / "flat.pt")
+    rc = main(["convert", str(tmp_path / "flat.pt"), "--input-type", "fixed<10,4>", "--weight-type", "fixed<6,2>",
+               "--input-shape", "30,3", "-o", str(tmp_path / "b")])
+    assert rc == 0, capsys.readouterr().err
+    assert rtl4ml.load(tmp_path / "b").graph.input.op.shape == (30, 3)
+    torch.save(nn.Sequential(nn.Linear(2, 2), OwnModule()), tmp_path / "own.pt")
+    assert main(["convert", str(tmp_path / "own.pt"), "--input-type", "fixed<8,3>", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "OwnModule" in err and "rtl4ml.convert(model) in Python" in err and err.count("\n") == 1

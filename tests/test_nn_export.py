@@ -455,3 +455,49 @@ def test_coarser_granularities_are_bit_exact(granularity):
     if granularity == "layer":
         assert len(set(d.graph.input.op.types.fraction.tolist())) == 1
     assert_bit_exact(model, d, hard_inputs(d, rng, 1500))
+
+
+# --------------------------------------------------------------------------- models with their own forward
+
+
+class QATNet(nn.Module):
+    """QAT layers called from a forward of the user's own, with a skip and exact constants."""
+
+    def __init__(self, scale=0.5):
+        super().__init__()
+        self.scale = scale
+        self.inp = qnn.QInput(6, init_i=2.0)
+        self.fc1, self.act, self.fc2 = qnn.QLinear(6, 8), qnn.QReLU(8), qnn.QLinear(8, 3)
+
+    def forward(self, x):
+        h = self.act(self.fc1(self.inp(x)))
+        return self.fc2(h) * self.scale + h[:, :3] - 1
+
+
+class DoubledQLinear(qnn.QLinear):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_qat_layers_in_a_custom_forward_are_bit_exact():
+    rng = np.random.default_rng(31)
+    torch.manual_seed(5)
+    model = randomize(QATNet(), rng)
+    x = rng.normal(0, 1.5, (2000, 6))
+    qnn.calibrate(model, x)
+    design = rtl4ml.convert(model, clock_ns=2.5)
+    assert_bit_exact(model, design, hard_inputs(design, rng, 2000, scale=3.0))
+    assert float(qnn.ebops(model).detach()) > 0    # registration order is the forward order here
+    with pytest.raises(ConversionError, match="input_type does not apply: layer 'inp' \\(QInput\\)"):
+        rtl4ml.convert(model, input_type="fixed<8,3>")
+    model.scale = 0.3   # not a short binary fraction, and a QAT model has no weight type for it
+    with pytest.raises(ConversionError, match=r"the constant 0\.3 is not a short binary fraction.*weight_type"):
+        rtl4ml.convert(model)
+
+
+def test_qat_subclass_overriding_forward_is_refused():
+    rng = np.random.default_rng(32)
+    model = nn.Sequential(qnn.QInput(3, init_i=2.0), DoubledQLinear(3, 2))
+    qnn.calibrate(model, rng.normal(0, 1, (100, 3)))
+    with pytest.raises(ConversionError, match=r"layer '1' \(DoubledQLinear\).*overrides forward of QLinear"):
+        rtl4ml.convert(model)

@@ -40,7 +40,10 @@ def _types(values: list[str] | None):
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="saved design folder / design.json, or a torch.save-d model file (.pt)")
     g = p.add_argument_group("conversion of a model file (ignored for a saved design)")
-    g.add_argument("--input-type", help="type of the inputs, e.g. 'fixed<16,6>'")
+    g.add_argument("--input-type", action="append",
+                   help="type of the inputs, e.g. 'fixed<16,6>', or INPUT=TYPE per input (repeatable)")
+    g.add_argument("--input-shape", action="append",
+                   help="shape of one sample, e.g. 30,3 (when the model does not fix it), or INPUT=30,3 (repeatable)")
     g.add_argument("--weight-type", action="append", help="weight type, or LAYER=TYPE (repeatable)")
     g.add_argument("--bias-type", action="append", help="bias type (default: the weight type), or LAYER=TYPE")
     g.add_argument("--result-type", action="append", help="type of every Linear's output, or LAYER=TYPE")
@@ -60,12 +63,22 @@ def _design(args):
         raise CLIError(f"{path} does not exist")
     if path.is_dir() or path.suffix == ".json":
         return rtl4ml.load(path)
+
+    def shape(text: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(d) for d in text.split(",") if d.strip())
+        except ValueError:
+            raise CLIError(f"--input-shape takes sizes like 30,3; got {text!r}") from None
+
+    shapes = _types(args.input_shape)
+    shapes = {k: shape(v) for k, v in shapes.items()} if isinstance(shapes, dict) else shapes and shape(shapes)
     slack = args.cmvm_depth_slack
     try:
         slack = None if slack.lower() == "none" else int(slack)
     except ValueError:
         raise CLIError(f"--cmvm-depth-slack must be an integer or 'none', got {slack!r}") from None
-    return rtl4ml.convert(path, input_type=args.input_type, weight_type=_types(args.weight_type),
+    return rtl4ml.convert(path, input_type=_types(args.input_type), input_shape=shapes,
+                          weight_type=_types(args.weight_type),
                           bias_type=_types(args.bias_type), result_type=_types(args.result_type),
                           clock_ns=args.clock_ns, name=args.name, cmvm=args.cmvm, cmvm_depth_slack=slack)
 

@@ -269,13 +269,21 @@ class Design:
 
 
 def convert(model, input_type=None, weight_type=None, bias_type=None, result_type=None, clock_ns: float = 5.0,
-            name: str = "net", cmvm: str = "cse", cmvm_depth_slack: int | None = 1) -> Design:
-    """Convert a model (``torch.nn.Sequential``, a :class:`Graph`, or a model/design file path) to a Design.
+            name: str = "net", cmvm: str = "cse", cmvm_depth_slack: int | None = 1, input_shape=None) -> Design:
+    """Convert a model (any ``torch.nn.Module``, a :class:`Graph`, or a model/design file path) to a Design.
 
-    ``input_type`` quantizes the inputs; each Linear's weights and bias are quantized to
-    ``weight_type`` / ``bias_type`` (a type string, or ``{layer name: string}`` with names
-    from ``model.named_modules()``; ``bias_type=None`` means ``weight_type``). Product-sums
-    are exact; ``result_type``, when given, rounds every Linear's output before its ReLU.
+    A torch model's ``forward`` is traced (torch.fx) and each call in it translated; what
+    rtl4ml cannot translate is refused with the layer or function and the line of code that
+    calls it (:mod:`rtl4ml.frontends.torch`). Layers of :mod:`rtl4ml.nn` carry their own types.
+
+    ``input_type`` quantizes the inputs (a type string for all of them, or a dict by
+    ``forward`` argument name). ``input_shape``: the shape of one sample (a tuple, or a dict
+    by name / a list for several inputs) when the model does not fix it (a first Linear
+    does). Each Linear's weights and bias are quantized to ``weight_type`` / ``bias_type`` (a
+    type string, or ``{layer name: string}`` with names from ``model.named_modules()``;
+    ``bias_type=None`` means ``weight_type``); ``weight_type`` also quantizes constants of the
+    model's code that are not short binary fractions (``x * 0.45``). Product-sums are exact;
+    ``result_type``, when given, rounds every Linear's output (after a BatchNorm folded into it).
 
     Constant matrices become shift-and-add adder graphs (docs/cmvm.md). ``cmvm`` picks the
     solver: ``"cse"`` (default) shares partial sums between outputs for the fewest adder
@@ -285,8 +293,8 @@ def convert(model, input_type=None, weight_type=None, bias_type=None, result_typ
     more partial sums be shared and correlated columns be built from each other (fewer
     LUTs, possibly one more pipeline stage); ``None`` removes the bound. Default ``1``.
     """
-    graph = _to_graph(model, dict(input_type=input_type, weight_type=weight_type, bias_type=bias_type,
-                                  result_type=result_type))
+    graph = _to_graph(model, dict(input_type=input_type, input_shape=input_shape, weight_type=weight_type,
+                                  bias_type=bias_type, result_type=result_type))
     return Design(graph, name=name, clock_ns=clock_ns, cmvm=cmvm, cmvm_depth_slack=cmvm_depth_slack)
 
 
@@ -301,11 +309,10 @@ def _to_graph(model, options: dict) -> Graph:
             return load(path).graph
         from .frontends.torch import load_torch_file
         model = load_torch_file(path)
-    mod = type(model).__module__
-    if mod.startswith("torch") or _is_torch_module(model):
+    if _is_torch_module(model):
         from .frontends.torch import from_torch
         return from_torch(model, **options)
-    raise TypeError(f"cannot convert a {type(model).__name__}: rtl4ml converts torch.nn.Sequential models, "
+    raise TypeError(f"cannot convert a {type(model).__name__}: rtl4ml converts torch.nn.Module models, "
                     "rtl4ml Graphs and saved designs")
 
 

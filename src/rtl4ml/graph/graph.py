@@ -219,7 +219,7 @@ class Graph:
                 v = np.broadcast_to(v, (n,) + v.shape[1:])
             values[node.name] = v
             if not keep_all:
-                for i in node.inputs:
+                for i in set(node.inputs):   # a node may read the same input twice (x * x)
                     if last_use[i] == k and i not in self.outputs:
                         del values[i]
         return values if keep_all else {o: values[o] for o in self.outputs}

@@ -21,12 +21,11 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("rtl4ml.nn needs torch: pip install torch==2.13.0 'rtl4ml[torch]'") from e
 
-from .calibrate import calibrate, check_calibrated, parameter_digest
+from .calibrate import calibrate, check_calibrated, init_lazy, parameter_digest
 from .layers import QActivation, QInput, QLinear, QReLU
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 from .resources import BetaScheduler, LayerCost, bit_parameters, bit_penalty, ebops, layer_costs, ordered_layers
-from .utils import fold_batchnorm, from_float, init_lazy
-from . import export as _export  # noqa: F401,E402  (registers the layers with the torch frontend)
+from .utils import fold_batchnorm, from_float
 
 __all__ = [
     "QInput", "QLinear", "QReLU", "QActivation",

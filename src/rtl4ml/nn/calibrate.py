@@ -91,7 +91,6 @@ def calibrate(model: nn.Module, x, batch_size: int = 16384, max_passes: int | No
     dtype = params[0].dtype if params else torch.float32
     device = params[0].device if params else torch.device("cpu")
     if any(not q.initialized for q in quants):
-        from .utils import init_lazy
         init_lazy(model, xs[:8].to(dtype))
     model.eval()
     for q in quants:
@@ -152,3 +151,34 @@ def check_calibrated(model: nn.Module, quantizer: ActivationQuantizer, layer: st
         raise QuantizerError(
             f"the model changed after calibration (layer {layer!r}): its parameters differ from those "
             "rtl4ml.nn.calibrate saw; call rtl4ml.nn.calibrate(model, x_sample) again before converting")
+
+
+def init_lazy(model: nn.Module, x) -> nn.Module:
+    """Create the parameters of quantizers built without a size (``qnn.QReLU()``) with one
+    forward pass on a few samples of ``x``, without touching BatchNorm statistics.
+
+    Call it before building the optimizer, so that it sees every parameter.
+    """
+    lazy = [m for m in model.modules() if isinstance(m, ActivationQuantizer) and not m.initialized]
+    if not lazy:
+        return model
+    xs = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+    was = model.training
+    model.eval()
+    sat = [m for m in model.modules() if isinstance(m, ActivationQuantizer) and m.saturating]
+    ready = [bool(m.i_ready) for m in sat]
+    try:
+        for m in sat:  # a dry run must not fail on (or initialize) a SAT quantizer's integer bits
+            m.i_ready.fill_(True)
+        with torch.no_grad():
+            p = next((t for t in model.parameters() if t.is_floating_point()
+                      and not isinstance(t, nn.parameter.UninitializedParameter)), None)
+            model(xs[:8].to(p.dtype if p is not None else torch.float32))
+    finally:
+        for m, r in zip(sat, ready):
+            m.i_ready.fill_(r)
+        for m in model.modules():
+            if isinstance(m, ActivationQuantizer):
+                m._last_range = None
+        model.train(was)
+    return model

@@ -1,34 +1,40 @@
-"""Export of rtl4ml.nn layers through the PyTorch frontend: each layer becomes Graph nodes.
+"""Export of rtl4ml.nn layers: the ``rtl4ml_export`` protocol of :mod:`rtl4ml.torch_common`.
 
-Registered with :func:`rtl4ml.frontends.torch.register_layer`, so ``rtl4ml.convert(model)``
-needs no type arguments: the input types come from :class:`QInput`, the weights are the
-quantized (BatchNorm-folded) values, the activation types come from the calibrated
-quantizers. After the graph is built, every Dense layer's sums are checked to fit 53 bits,
-the condition for the model's float64 forward pass to be exact and hence equal to the
-design bit for bit.
+The layers' ``rtl4ml_export`` methods call these functions, so ``rtl4ml.convert(model)``
+needs no type arguments: the input types come from :class:`~rtl4ml.nn.QInput`, the weights
+are the quantized (BatchNorm-folded) values, the activation types come from the calibrated
+quantizers. Every Dense layer's sums are checked on the finished graph to fit 53 bits, the
+condition for the model's float64 forward pass to be exact and hence equal to the design bit
+for bit. This module knows the Graph and the export context, never the torch frontend.
 """
 
 from __future__ import annotations
 
-from ..frontends.torch import (ConversionError, ConvertContext, _ensure_input, check_finite, register_layer,
-                               register_safe_class)
 from ..graph import Graph
+from ..graph.ops import Affine
+from ..torch_common import ConversionError, ExportContext, check_finite
 from .calibrate import check_calibrated, parameter_digest
-from .layers import QActivation, QInput, QLinear, QReLU
-from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
+from .quantizer import QuantizerError
 
 #: float64 represents every integer below 2**53 exactly.
 FLOAT64_EXACT_BITS = 53
 
 
-def _digest(ctx: ConvertContext) -> int:
+def _digest(ctx: ExportContext) -> int:
     if "qat_digest" not in ctx.cache:
         ctx.cache["qat_digest"] = parameter_digest(ctx.model)
     return ctx.cache["qat_digest"]
 
 
-def _types(ctx: ConvertContext, name: str, m: QActivation):
-    q = m.quantizer
+def _one(inputs: list, name: str, layer) -> object:
+    if len(inputs) != 1:
+        raise ConversionError(f"layer {name!r} ({type(layer).__name__}) takes one tensor, got {len(inputs)} arguments")
+    return inputs[0]
+
+
+def activation_types(ctx: ExportContext, name: str, layer):
+    """The calibrated per-element types of a QActivation (or its subclasses)."""
+    q = layer.quantizer
     try:
         check_calibrated(ctx.model, q, name, _digest(ctx) if q.needs_calibration and q.initialized
                          and bool(q.calibrated) else None)
@@ -37,47 +43,62 @@ def _types(ctx: ConvertContext, name: str, m: QActivation):
         raise ConversionError(str(e)) from None
 
 
-def _qinput(ctx: ConvertContext, name: str, m: QInput) -> None:
-    if ctx.tensor is not None:
-        raise ConversionError(f"layer {name!r} (QInput) must be the model's first computing layer")
-    if ctx.options.get("input_type") is not None:
-        raise ConversionError(f"input_type does not apply: layer {name!r} (QInput) defines the input types; "
-                              "remove the input_type argument")
-    types = _types(ctx, name, m)
-    ctx.tensor, ctx.size = ctx.builder.input(types, name="x"), len(types)
+def export_input(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    """QInput: the quantizer's types become the types of the model input it reads."""
+    value = _one(inputs, name, layer)
+    return ctx.define_input(value, activation_types(ctx, name, layer), name)
 
 
-def _qactivation(ctx: ConvertContext, name: str, m: QActivation) -> None:
-    if ctx.tensor is None:
-        raise ConversionError(f"layer {name!r} ({type(m).__name__}) comes before any layer that fixes the input; "
-                              "start the model with qnn.QInput")
-    types = _types(ctx, name, m)
-    if len(types) != ctx.size:
-        raise ConversionError(f"layer {name!r} ({type(m).__name__}) has {len(types)} elements but receives {ctx.size}")
-    if m.activation == "relu":
-        ctx.tensor = ctx.builder.relu(ctx.tensor, name=f"{name}_relu" if name else "relu")
-    ctx.tensor = ctx.builder.quantize(ctx.tensor, types, name=name or "quant")
+def export_activation(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    """QActivation / QReLU: an optional ReLU, then a Quantize to the calibrated types."""
+    value = _one(inputs, name, layer)
+    types = activation_types(ctx, name, layer)
+    cls = type(layer).__name__
+    x = ctx.node(value, name, shape=types.shape, advice=f"layer {name!r} ({cls}) comes before any layer that fixes "
+                 "the input; start the model with qnn.QInput")
+    shape = ctx.builder.shape(x)
+    if shape != types.shape:
+        raise ConversionError(f"layer {name!r} ({cls}) has {len(types)} elements but receives a tensor of shape "
+                              f"{shape}")
+    if layer.activation == "relu":
+        x = ctx.builder.relu(x, name=f"{name}_relu" if name else "relu")
+    return ctx.builder.quantize(x, types, name=name or "quant")
 
 
-def _qlinear(ctx: ConvertContext, name: str, m: QLinear) -> None:
-    for opt in ("weight_type", "bias_type", "result_type"):
-        spec = ctx.options.get(opt)
-        if isinstance(spec, dict) and name in spec:
-            raise ConversionError(f"{opt} for layer {name!r} does not apply: a QLinear's weights and outputs "
-                                  "are quantized by training; remove the entry")
-    if ctx.tensor is None and ctx.options.get("input_type") is None:
-        raise ConversionError(f"layer {name!r} (QLinear) has no input quantizer: start the model with "
-                              f"qnn.QInput({m.in_features}) (or pass input_type=...)")
-    _ensure_input(ctx, name, m.in_features)
+def export_linear(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    """QLinear: a Dense with the exact quantized (BatchNorm-folded) weights and bias."""
+    value = _one(inputs, name, layer)
+    entries = ctx.type_entries(name)
+    if entries:
+        raise ConversionError(f"{entries[0]} for layer {name!r} does not apply: a QLinear's weights and outputs "
+                              "are quantized by training; remove the entry")
+    n_in = layer.in_features
+    x = ctx.node(value, name, features=n_in, advice=f"layer {name!r} (QLinear) has no input quantizer: start the "
+                 f"model with qnn.QInput({n_in}) (or pass input_type=...)")
+    if len(ctx.builder.shape(x)) != 1:
+        raise ConversionError(f"layer {name!r} (QLinear) takes inputs of shape (N, {n_in}), got (N, "
+                              f"{', '.join(map(str, ctx.builder.shape(x)))})")
     try:
-        w, b = m.export_params()
+        w, b = layer.export_params()
     except QuantizerError as e:
         raise ConversionError(f"layer {name!r} (QLinear): {e}") from None
     check_finite(w, name, "QLinear weight")
     check_finite(b, name, "QLinear bias")
-    node = ctx.builder.dense(ctx.tensor, w, b, name=name or "dense")
-    ctx.tensor, ctx.size = node, m.out_features
-    ctx.checks.append(lambda g, node=node, name=name: check_float64_exact(g, node, name))
+    node = ctx.builder.dense(x, w, b, name=name or "dense")
+    ctx.add_check(lambda g: _check_linear(g, node, name))
+    return node
+
+
+def _check_linear(graph: Graph, node: str, layer: str) -> None:
+    if node not in graph:
+        return
+    for n in graph.nodes:
+        if isinstance(n.op, Affine) and node in n.inputs:
+            raise ConversionError(
+                f"layer {n.name!r} (a BatchNorm) follows QLinear {layer!r}, whose weights were quantized without it; "
+                "build that layer as qnn.QLinear(..., batchnorm=True) so the folded weights are quantized in "
+                "training (or call rtl4ml.nn.fold_batchnorm(model), then calibrate again)")
+    check_float64_exact(graph, node, layer)
 
 
 def sum_bound_bits(graph: Graph, node: str) -> int:
@@ -98,15 +119,3 @@ def check_float64_exact(graph: Graph, node: str, layer: str) -> None:
             f"layer {layer!r} (QLinear): its sums need {bits} bits, more than the {FLOAT64_EXACT_BITS} that "
             "float64 holds exactly, so the model's forward pass could differ from the hardware; narrow its "
             "input or weight types (e.g. lower f_bounds) or add a quantizer in front of it")
-
-
-def _register() -> None:
-    register_layer(QInput)(_qinput)
-    register_layer(QActivation)(_qactivation)
-    register_layer(QReLU)(_qactivation)
-    register_layer(QLinear)(_qlinear)
-    for cls in (ActivationQuantizer, WeightQuantizer):  # nn.BatchNorm1d: registered by the frontend
-        register_safe_class(cls)
-
-
-_register()

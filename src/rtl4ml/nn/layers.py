@@ -1,6 +1,7 @@
 """QAT layers: an input quantizer, activation quantizers and a quantized Linear layer.
 
-Each layer's evaluation forward pass is, value for value, the Graph op it exports to:
+Each layer's evaluation forward pass is, value for value, the Graph op it exports to (by its
+``rtl4ml_export`` method, the export protocol of :mod:`rtl4ml.torch_common`):
 
 * :class:`QInput`    -> the graph's ``Input`` node, with the quantizer's per-element types;
 * :class:`QLinear`   -> ``Dense`` with the quantized (BatchNorm-folded) weights and bias;
@@ -23,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fixed import FixedTypeArray
-from ..frontends.torch import fold_batchnorm_params
+from ..torch_common import fold_batchnorm_params
+from .export import export_activation, export_input, export_linear
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer, cast_checked
 
 
@@ -61,6 +63,10 @@ class QActivation(nn.Module):
         """The per-element types of this layer's output (after calibration)."""
         return self.quantizer.fixed_types()
 
+    def rtl4ml_export(self, ctx, name: str, inputs: list) -> str:
+        """Append this layer's Graph nodes (ReLU, Quantize); returns the output node."""
+        return export_activation(self, ctx, name, inputs)
+
 
 class QReLU(QActivation):
     """``quantize(relu(x))`` with unsigned per-element types (WRAP: integer bits from calibration)."""
@@ -82,6 +88,10 @@ class QInput(QActivation):
     def __init__(self, size: int, **quantizer) -> None:
         quantizer.setdefault("overflow", "SAT")
         super().__init__(size, **quantizer)
+
+    def rtl4ml_export(self, ctx, name: str, inputs: list) -> str:
+        """The model input this layer reads becomes a Graph input with the quantizer's types."""
+        return export_input(self, ctx, name, inputs)
 
 
 class QLinear(nn.Module):
@@ -201,6 +211,10 @@ class QLinear(nn.Module):
         if b is None or self.bias_quantizer is None:
             return torch.zeros(self.out_features, device=self.weight.device)
         return self.bias_quantizer.bits(b)
+
+    def rtl4ml_export(self, ctx, name: str, inputs: list) -> str:
+        """Append this layer's Dense node (exact quantized parameters); returns its name."""
+        return export_linear(self, ctx, name, inputs)
 
     def export_params(self) -> tuple[np.ndarray, np.ndarray]:
         """Exact float64 weight (in, out) and bias (out,) of the exported Dense layer."""

@@ -159,6 +159,8 @@ class _BitsMixin:
 
     f: nn.Parameter
     f_bounds: tuple[float, float]
+    #: A part of exportable layers that a saved model may contain (see rtl4ml.torch_common).
+    rtl4ml_loadable = True
 
     def f_int(self) -> torch.Tensor:
         """The integer fractional bits in use: ``round(clamp(f))``, straight-through gradient."""

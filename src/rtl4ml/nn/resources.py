@@ -18,8 +18,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from ..torch_common import export_class
 from .layers import QActivation, QLinear
-from .quantizer import ActivationQuantizer, QuantizerError
+from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 
 _PASSTHROUGH = (nn.Identity, nn.Dropout, nn.Flatten)
 
@@ -27,9 +28,11 @@ _PASSTHROUGH = (nn.Identity, nn.Dropout, nn.Flatten)
 def ordered_layers(model: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
     """Leaf layers in forward order (registration order; nested Sequentials flattened).
 
-    rtl4ml.nn layers are leaves even though they own quantizer sub-modules.
+    Exportable layers (rtl4ml.nn's, by the export protocol) are leaves even though they own
+    quantizer sub-modules. For models with their own ``forward``, registration order is the
+    forward order only if the model registers its layers in the order it calls them.
     """
-    if isinstance(model, (QActivation, QLinear)) or not list(model.children()):
+    if export_class(type(model)) is not None or not list(model.children()):
         yield prefix.rstrip("."), model
         return
     for name, child in model.named_children():
@@ -163,7 +166,6 @@ def bit_parameters(model: nn.Module) -> list[nn.Parameter]:
     Useful for an optimizer parameter group with its own learning rate: with Adam a bit
     count moves about one learning rate per step, so short trainings may want a larger one.
     """
-    from .quantizer import WeightQuantizer
     out = []
     for m in model.modules():
         if isinstance(m, (ActivationQuantizer, WeightQuantizer)):

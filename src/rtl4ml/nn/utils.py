@@ -1,4 +1,4 @@
-"""Model-level helpers: folding a separate BatchNorm into its QLinear, initializing lazy sizes."""
+"""Model-level helpers: folding a separate BatchNorm into its QLinear, a QAT copy of a float model."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import copy
 import torch
 from torch import nn
 
-from ..frontends.torch import _leaves
-from .layers import QLinear
-from .quantizer import ActivationQuantizer, QuantizerError
+from .layers import QInput, QLinear, QReLU
+from .quantizer import QuantizerError, WeightQuantizer
 
 
 def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
@@ -34,7 +33,6 @@ def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
                                      f"{lin.out_features} outputs")
             lin.bn = child
             if lin.bias_quantizer is None:  # the folded bias needs a quantizer
-                from .quantizer import WeightQuantizer
                 f0 = float(lin.weight_quantizer.f.detach().max())
                 lin.bias_quantizer = WeightQuantizer((lin.out_features,), init_f=f0,
                                                      rounding=lin.weight_quantizer.rounding,
@@ -54,10 +52,9 @@ def from_float(model: nn.Sequential, *, input: dict | None = None, linear: dict 
     epochs than starting from scratch. ``input``, ``linear`` and ``relu`` are keyword
     arguments for the new layers (e.g. ``linear={"init_f": 6}``).
     """
-    from .layers import QInput, QReLU
     if not isinstance(model, nn.Sequential):
         raise QuantizerError("from_float converts nn.Sequential models")
-    src = [m for _, m in _leaves(model)]
+    src = list(_sequential_leaves(model))
     first = next((m for m in src if isinstance(m, nn.Linear)), None)
     if first is None:
         raise QuantizerError("the model has no nn.Linear layer")
@@ -89,32 +86,10 @@ def from_float(model: nn.Sequential, *, input: dict | None = None, linear: dict 
     return nn.Sequential(*out).to(first.weight.dtype)
 
 
-def init_lazy(model: nn.Module, x) -> nn.Module:
-    """Create the parameters of quantizers built without a size (``qnn.QReLU()``) with one
-    forward pass on a few samples of ``x``, without touching BatchNorm statistics.
-
-    Call it before building the optimizer, so that it sees every parameter.
-    """
-    lazy = [m for m in model.modules() if isinstance(m, ActivationQuantizer) and not m.initialized]
-    if not lazy:
-        return model
-    xs = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
-    was = model.training
-    model.eval()
-    sat = [m for m in model.modules() if isinstance(m, ActivationQuantizer) and m.saturating]
-    ready = [bool(m.i_ready) for m in sat]
-    try:
-        for m in sat:  # a dry run must not fail on (or initialize) a SAT quantizer's integer bits
-            m.i_ready.fill_(True)
-        with torch.no_grad():
-            p = next((t for t in model.parameters() if t.is_floating_point()
-                      and not isinstance(t, nn.parameter.UninitializedParameter)), None)
-            model(xs[:8].to(p.dtype if p is not None else torch.float32))
-    finally:
-        for m, r in zip(sat, ready):
-            m.i_ready.fill_(r)
-        for m in model.modules():
-            if isinstance(m, ActivationQuantizer):
-                m._last_range = None
-        model.train(was)
-    return model
+def _sequential_leaves(model: nn.Sequential):
+    """The layers of nested Sequentials, in order."""
+    for child in model.children():
+        if isinstance(child, nn.Sequential):
+            yield from _sequential_leaves(child)
+        else:
+            yield child

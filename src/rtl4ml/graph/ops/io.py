@@ -52,7 +52,9 @@ def exact_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with ``q`` odd (or 0 at fraction 0)."""
     codes = np.zeros(values.shape, dtype=object)
     frac = np.zeros(values.shape, dtype=np.int64)
-    for idx in zip(*np.nonzero(values)):
+    for idx in np.ndindex(*values.shape):   # 0-d arrays included
+        if values[idx] == 0:
+            continue
         m, e = dyadic(float(values[idx]))
         codes[idx], frac[idx] = m, -e
     return codes, frac
