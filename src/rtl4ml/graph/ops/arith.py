@@ -82,38 +82,35 @@ class _Binary(Op):
         return cls()
 
 
+class _Sum(_Binary):
+    subtract: ClassVar[bool] = False
+
+    def infer(self, inputs):
+        return add_types(*inputs, sub=self.subtract)
+
+    def emulator(self, in_types, out_type):
+        fa, fb = (aligner(t, out_type.fraction) for t in in_types)
+        if self.subtract:
+            return lambda inputs: fa(inputs[0]) - fb(inputs[1])
+        return lambda inputs: fa(inputs[0]) + fb(inputs[1])
+
+    def lower_element(self, nl, a, b):
+        return nl.add(a, b, 0, self.subtract)
+
+
 @dataclass(frozen=True)
-class Add(_Binary):
+class Add(_Sum):
     """``a + b``."""
 
     kind = "add"
 
-    def infer(self, inputs):
-        return add_types(*inputs)
-
-    def emulator(self, in_types, out_type):
-        fa, fb = (aligner(t, out_type.fraction) for t in in_types)
-        return lambda inputs: fa(inputs[0]) + fb(inputs[1])
-
-    def lower_element(self, nl, a, b):
-        return nl.add(a, b)
-
 
 @dataclass(frozen=True)
-class Sub(_Binary):
+class Sub(_Sum):
     """``a - b``."""
 
     kind = "sub"
-
-    def infer(self, inputs):
-        return add_types(*inputs, sub=True)
-
-    def emulator(self, in_types, out_type):
-        fa, fb = (aligner(t, out_type.fraction) for t in in_types)
-        return lambda inputs: fa(inputs[0]) - fb(inputs[1])
-
-    def lower_element(self, nl, a, b):
-        return nl.sub(a, b)
+    subtract = True
 
 
 @dataclass(frozen=True)
