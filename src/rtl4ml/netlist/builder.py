@@ -24,6 +24,82 @@ def _maxabs(c: np.ndarray) -> int:
     return int(np.abs(c).max(initial=0))
 
 
+def linear_bounds(ops, xlo: list[int], xhi: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """Exact value bounds of every adder of an adder graph over inputs ``[xlo, xhi]`` (codes
+    at one common fraction).
+
+    Node ``v`` is ``(coef_v . x) * 2**exp_v``: returns every node's ``exp`` and, per adder, the
+    exact bounds ``lo, hi`` of ``coef . x``. The coefficient vectors are built level by level
+    (all adders of one depth at once) in int64 while every ``|coef * x|`` sum provably fits;
+    otherwise one adder at a time in exact Python ints.
+    """
+    n = len(xlo)
+    exp, level = [0] * n, [0] * n
+    for a, b, s, _ in ops:
+        exp.append(min(exp[a], exp[b] + s))
+        level.append(max(level[a], level[b]) + 1)
+    xmax = max((max(abs(a), abs(b)) for a, b in zip(xlo, xhi)), default=0)
+    budget = (1 << 62) // max(xmax * max(n, 1), 1)   # largest safe |coefficient|
+    found = _linear_bounds_int64(ops, xlo, xhi, exp, level, budget) if budget > 1 else None
+    return (exp, *found) if found is not None else (exp, *_linear_bounds_exact(ops, xlo, xhi, exp, budget))
+
+
+def _linear_bounds_int64(ops, xlo, xhi, exp, level, budget):
+    """Level-batched int64 bounds, or None where a coefficient could outgrow ``budget``."""
+    n, m = len(xlo), len(ops)
+    if not m:
+        return [], []
+    op = np.array([(a, b, exp[a] - exp[n + k], exp[b] + s - exp[n + k], sub) for k, (a, b, s, sub) in enumerate(ops)],
+                  dtype=np.int64)
+    if op[:, 2:4].max() >= 62:
+        return None
+    C = np.zeros((n + m, n), dtype=np.int64)
+    C[np.arange(n), np.arange(n)] = 1
+    rowmax = np.zeros(n + m, dtype=np.int64)
+    rowmax[:n] = 1
+    lvl = np.array(level[n:])
+    lo, hi = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)
+    xl, xh = np.array(xlo, dtype=np.int64), np.array(xhi, dtype=np.int64)
+    for L in range(1, int(lvl.max()) + 1):
+        k = np.flatnonzero(lvl == L)
+        a, b, sa, sb, sub = op[k].T
+        if np.any((rowmax[a].astype(object) << sa.astype(object)) + (rowmax[b].astype(object) << sb.astype(object))
+                  >= budget):
+            return None
+        c = np.left_shift(C[a], sa[:, None])
+        cb = np.left_shift(C[b], sb[:, None])
+        c = np.where(sub[:, None] == 1, c - cb, c + cb)
+        C[n + k] = c
+        rowmax[n + k] = np.abs(c).max(axis=1)
+        p, q = c * xl, c * xh
+        lo[k] = np.minimum(p, q).sum(axis=1)
+        hi[k] = np.maximum(p, q).sum(axis=1)
+    return lo.tolist(), hi.tolist()
+
+
+def _linear_bounds_exact(ops, xlo, xhi, exp, budget):
+    """One adder at a time: int64 while it provably fits, exact Python ints beyond."""
+    n = len(xlo)
+    dtype = np.int64 if budget > 1 else object
+    xl, xh = np.array(xlo, dtype=dtype), np.array(xhi, dtype=dtype)
+    coef = [np.eye(1, n, i, dtype=np.int64).reshape(n).astype(dtype) for i in range(n)]
+    lo, hi = [], []
+    for k, (a, b, s, sub) in enumerate(ops):
+        e = exp[n + k]
+        ca, cb = coef[a], coef[b]
+        sa, sb = exp[a] - e, exp[b] + s - e
+        if (ca.dtype == object or cb.dtype == object or max(sa, sb) >= 62
+                or (_maxabs(ca) << sa) + (_maxabs(cb) << sb) >= budget):
+            ca, cb = ca.astype(object), cb.astype(object)   # both exact: int64 would wrap silently
+        c = ca * (1 << sa)
+        cb = cb * (1 << sb)
+        c = c - cb if sub else c + cb
+        lo.append(int(np.sum(np.minimum(c * xl, c * xh))))
+        hi.append(int(np.sum(np.maximum(c * xl, c * xh))))
+        coef.append(c)
+    return lo, hi
+
+
 class NetlistBuilder:
     """Accumulates primitives; ``finish`` returns the immutable :class:`Netlist`."""
 
@@ -157,44 +233,17 @@ class NetlistBuilder:
         (not the looser sum of its operands' intervals), so no adder is wider than the
         values it can actually carry. Returns one wire per output, before any bias.
         """
-        n = len(xs)
         ws = [self.wire(x) for x in xs]
         top = max((w.fraction for w in ws), default=0)
-        xlo_l = [w.lo << (top - w.fraction) for w in ws]
-        xhi_l = [w.hi << (top - w.fraction) for w in ws]
-        # int64 arithmetic while every |coefficient * x| sum provably fits; exact Python ints otherwise
-        xmax = max((max(abs(a), abs(b)) for a, b in zip(xlo_l, xhi_l)), default=0)
-        budget = (1 << 62) // max(xmax * max(n, 1), 1)   # largest safe |coefficient|
-        dtype = np.int64 if budget > 1 else object
-        xlo = np.array(xlo_l, dtype=dtype)
-        xhi = np.array(xhi_l, dtype=dtype)
-        # node value = (coef . x_scaled) * 2**(exp - top); x_scaled = x codes at fraction `top`
-        coef: list[np.ndarray] = []
-        exp: list[int] = []
+        xlo = [w.lo << (top - w.fraction) for w in ws]
+        xhi = [w.hi << (top - w.fraction) for w in ws]
+        exp, lo, hi = linear_bounds(graph.ops, xlo, xhi)
         ids: list[int] = list(xs)
-        for i in range(n):
-            c = np.zeros(n, dtype=dtype)
-            c[i] = 1
-            coef.append(c)
-            exp.append(0)
-        for a, b, s, sub in graph.ops:
-            e = min(exp[a], exp[b] + s)
-            ca, cb = coef[a], coef[b]
-            sa, sb = exp[a] - e, exp[b] + s - e
-            if (ca.dtype == object or cb.dtype == object or max(sa, sb) >= 62
-                    or (_maxabs(ca) << sa) + (_maxabs(cb) << sb) >= budget):
-                ca, cb = ca.astype(object), cb.astype(object)   # both exact: int64 would wrap silently
-            c = ca * (1 << sa)
-            cb = cb * (1 << sb)
-            c = c - cb if sub else c + cb
-            lo = int(np.sum(np.minimum(c * xlo, c * xhi)))
-            hi = int(np.sum(np.maximum(c * xlo, c * xhi)))
+        for k, (a, b, s, sub) in enumerate(graph.ops):
             f = max(self.wire(ids[a]).fraction, self.wire(ids[b]).fraction - s)
-            up = e - top + f
-            exact = Wire(shift_code(lo, up), shift_code(hi, up), f)
+            up = exp[len(xs) + k] - top + f
+            exact = Wire(shift_code(lo[k], up), shift_code(hi[k], up), f)
             ids.append(self.add(ids[a], ids[b], s, sub, wire=exact))
-            coef.append(c)
-            exp.append(e)
         out = []
         for o in graph.outputs:
             if o is None:
