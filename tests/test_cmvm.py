@@ -18,7 +18,7 @@ from rtl4ml.fixed import Wire
 from rtl4ml.netlist.prims import Add, add_cost
 from rtl4ml.cmvm import SOLVERS, AdderGraph, csd, dyadic, solve_cmvm, solve_cse, weight_terms
 from rtl4ml.cmvm import cse as cmvm_cse
-from rtl4ml.cmvm import solvers as cmvm_solvers
+from rtl4ml.cmvm import decompose, solvers as cmvm_solvers
 from rtl4ml.cmvm.cse import estimate_add
 from rtl4ml.passes.dce import simplify
 
@@ -197,17 +197,22 @@ def test_estimate_add_matches_the_analytic_cost_for_independent_operands(la, wa,
     assert cost == add_cost(p.wire, a, b, shift, sub)
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), wide=st.booleans())
-def test_vectorized_add_costs_equal_estimate_add(seed, wide):
-    """The tree builder's numpy costs equal the scalar rule, on the int64 and the Python path."""
-    rng = np.random.default_rng(seed)
+def random_wires(rng, wide: bool) -> list[Wire]:
+    """Six wires of random intervals (up to 50 bits when ``wide``: past the int64 mirror) and fractions."""
     top = 50 if wide else 12
     wires = []
     for _ in range(6):
         lo = int(rng.integers(-(1 << int(rng.integers(0, top))), 1))
         wires.append(Wire(lo, lo + int(rng.integers(0, 1 << int(rng.integers(0, top)))), int(rng.integers(-4, 6))))
-    vs = cmvm_cse._Vars(wires)
+    return wires
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), wide=st.booleans())
+def test_vectorized_add_costs_equal_estimate_add(seed, wide):
+    """The tree builder's numpy costs equal the scalar rule, on the int64 and the Python path."""
+    rng = np.random.default_rng(seed)
+    vs = cmvm_cse._Vars(random_wires(rng, wide))
     for _ in range(4):   # some sums too, so intervals are not only the inputs'
         vs.add(int(rng.integers(0, len(vs.lo))), int(rng.integers(0, len(vs.lo))), int(rng.integers(-5, 6)),
                bool(rng.integers(0, 2)))
@@ -305,3 +310,103 @@ def test_correlated_columns_are_built_from_each_other_within_the_bound(slack):
     if slack is not None:
         terms = max(len(t) for t in weight_terms(W))
         assert dec.adder_depth <= (terms - 1).bit_length() + slack
+
+
+def test_weight_terms_are_the_csd_digits_of_every_weight():
+    rng = np.random.default_rng(23)
+    W = int_matrix(rng, 9, 7, 9, zeros=0.3) * 2.0 ** rng.integers(-12, 12, size=(9, 7))
+    W[0, 0], W[1, 1] = 2.0 ** -40, -(2.0 ** 30) + 1
+    want: list[list[tuple[int, int, bool]]] = [[] for _ in range(7)]
+    for i, j in zip(*np.nonzero(W)):   # the scalar definition, weight by weight
+        m, e = dyadic(float(W[i, j]))
+        want[j] += [(int(i), e + k, d < 0) for k, d in csd(m)]
+    assert weight_terms(W) == want
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), wide=st.booleans())
+def test_adders_made_at_once_equal_adders_made_one_by_one(seed, wide):
+    """The output trees add a batch of adders with numpy; the result is that of :meth:`_Vars.add`."""
+    rng = np.random.default_rng(seed)
+    wires = random_wires(rng, wide)
+    at_once, one_by_one = cmvm_cse._Vars(wires), cmvm_cse._Vars(wires)
+    n = 20
+    a, b = rng.integers(0, 6, n), rng.integers(0, 6, n)
+    d, sub = rng.integers(-8, 9, n), rng.integers(0, 2, n)
+    new = at_once.add_many(a, b, d, sub)
+    assert new == [one_by_one.add(int(x), int(y), int(s), bool(g)) for x, y, s, g in zip(a, b, d, sub)]
+    for name in ("lo", "hi", "frac", "depth", "ops", "cost", "exact", "bits"):
+        assert getattr(at_once, name) == getattr(one_by_one, name), name
+
+
+def test_pair_index_finds_every_key_across_collisions_and_growth():
+    rng = np.random.default_rng(8)
+    pairs = cmvm_cse._Pairs(4000)
+    index = cmvm_cse._Index(pairs, (12, 7, 3))   # patterns of two of 12 inputs, shifts -3..3: direct table
+    a = rng.integers(0, 12, 300)
+    b = a + rng.integers(0, 12, 300) % (12 - a)
+    d = np.where(a == b, rng.integers(1, 4, 300), rng.integers(-3, 4, 300))
+    direct = pairs.key(a, b, d, rng.integers(0, 2, 300))
+    hashed = pairs.key(rng.integers(0, 4000, 5000), rng.integers(12, 4000, 5000), rng.integers(-500, 500, 5000),
+                       rng.integers(0, 2, 5000))
+    keys = np.unique(np.concatenate([direct, hashed]))
+    keys = keys[rng.permutation(len(keys))]
+    absent, keys = keys[:500], keys[500:]
+    for part in np.array_split(keys, 7):   # several inserts: the hash table grows and rehashes
+        index.add(part)
+    assert np.array_equal(index.find(keys), np.arange(len(keys)))
+    assert (index.find(absent) == -1).all()
+
+
+def test_repeated_values_of_a_sorted_array():
+    rng = np.random.default_rng(9)
+    for _ in range(200):
+        x = np.sort(rng.integers(0, int(rng.integers(1, 30)), int(rng.integers(0, 40))))
+        values, counts = np.unique(x, return_counts=True)
+        got = cmvm_cse._repeated(x)
+        assert np.array_equal(got[0], values[counts >= 2]) and np.array_equal(got[1], counts[counts >= 2])
+
+
+def test_parent_distances_use_the_transposed_left_shifts_for_right_shifts():
+    """Digit counts do not change under negation and powers of two; the shortcut is exact."""
+    rng = np.random.default_rng(10)
+    M = rng.integers(-300, 300, size=(9, 8)) * np.array([1, 2, 4, 8, 1, 3, 4, 12])   # some columns not even
+    combos = [(s, g) for s in decompose.SHIFTS for g in (1, -1)]
+    dist = decompose._distances(M, combos)
+    for c, (s, g) in enumerate(combos):
+        P = (M << s) if s >= 0 else (M >> -s)
+        want = decompose.csd_weight(M[:, :, None] - g * P[:, None, :]).sum(axis=0)
+        if s < 0:
+            want[:, ((P << -s) != M).any(axis=0)] = 1 << 40
+        assert np.array_equal(dist[:, :, c], want)
+
+
+@pytest.mark.parametrize("slack", [0, 1, None])
+def test_large_matrices_substitute_in_rounds_exactly_within_the_bound(monkeypatch, slack):
+    """Above EXACT_WEIGHTS non-zero weights several patterns are substituted per round:
+    the graph stays bit-exact, within the depth bound and deterministic, with about the
+    greedy's adder bits."""
+    rng = np.random.default_rng(31)
+    W = int_matrix(rng, 24, 20, 8)
+    wires = [BYTE] * 24
+    greedy = adder_stats(netlist_of(solve_cse(W, wires, depth_slack=slack, tries=1), wires))
+    windows = []
+    solve_once = cmvm_solvers._solve_once
+    monkeypatch.setattr(cmvm_solvers, "_solve_once", lambda *a, **k: windows.append(k["window"]) or solve_once(*a, **k))
+    monkeypatch.setattr(cmvm_solvers, "EXACT_WEIGHTS", np.count_nonzero(W) - 1)
+    g = solve_cse(W, wires, depth_slack=slack, tries=1)
+    assert windows == [cmvm_solvers.WINDOW]
+    rounds = adder_stats(check_exact(W, wires, g, rng))
+    assert rounds.adder_bits <= 1.02 * greedy.adder_bits
+    if slack is not None:
+        assert rounds.adder_depth <= (max(len(t) for t in weight_terms(W)) - 1).bit_length() + slack
+    assert g == solve_cse(W, wires, depth_slack=slack, tries=1)
+
+
+def test_a_layer_above_the_exact_size_is_bit_exact_and_within_the_bound():
+    rng = np.random.default_rng(32)
+    W = quantize(rng.normal(scale=0.25, size=(72, 64)), "fixed<8,1,RND,SAT>")   # 4608 weights
+    assert np.count_nonzero(W) > cmvm_solvers.EXACT_WEIGHTS
+    wires = [Wire(-128, 127, 5)] * 72
+    nl = check_exact(W, wires, solve_cse(W, wires, depth_slack=1), rng)
+    assert adder_stats(nl).adder_depth <= (max(len(t) for t in weight_terms(W)) - 1).bit_length() + 1

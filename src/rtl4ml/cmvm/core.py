@@ -41,13 +41,16 @@ class AdderGraph:
 
 def dyadic(w: float) -> tuple[int, int]:
     """``w == m * 2**e`` with ``m`` odd (or ``(0, 0)``): exact, from the float's bits."""
-    if w == 0:
-        return 0, 0
+    m, e = dyadic_parts(np.array([w], dtype=np.float64))
+    return int(m[0]), int(e[0])
+
+
+def dyadic_parts(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dyadic` of every element of a float array: odd mantissas and exponents (int64)."""
     mant, e = np.frexp(w)
-    m = int(mant * (1 << 53))
-    e = int(e) - 53
-    tz = (m & -m).bit_length() - 1
-    return m >> tz, e + tz
+    m = (mant * float(1 << 53)).astype(np.int64)                  # exact: 53-bit mantissas
+    tz = np.where(m == 0, 0, np.frexp((m & -m).astype(np.float64))[1] - 1)   # trailing zero bits
+    return m >> tz, np.where(m == 0, 0, e - 53 + tz)
 
 
 def csd(m: int) -> list[tuple[int, int]]:
@@ -65,11 +68,21 @@ def csd(m: int) -> list[tuple[int, int]]:
 
 
 def weight_terms(W: np.ndarray) -> list[list[tuple[int, int, bool]]]:
-    """Per output column, the CSD terms ``(input, shift, negative)`` of ``x @ W``."""
-    n_in, n_out = W.shape
-    cols: list[list[tuple[int, int, bool]]] = [[] for _ in range(n_out)]
-    for i, j in zip(*np.nonzero(W)):
-        m, e = dyadic(float(W[i, j]))
-        for k, d in csd(m):
-            cols[j].append((int(i), e + k, d < 0))
-    return cols
+    """Per output column, the CSD terms ``(input, shift, negative)`` of ``x @ W``, by input and shift."""
+    i, j = np.nonzero(W)
+    m, e = dyadic_parts(W[i, j])
+    found = []   # digit arrays (column, input, shift, negative), one position k at a time
+    k = 0
+    while len(m):
+        odd = (m & 1) == 1
+        d = 2 - (m & 3)                    # +1 if m % 4 == 1, -1 if m % 4 == 3 (odd m only)
+        found.append((j[odd], i[odd], e[odd] + k, d[odd] < 0))
+        m = np.where(odd, m - d, m) >> 1
+        k += 1
+        left = m != 0
+        i, j, e, m = i[left], j[left], e[left], m[left]
+    cj, ci, cs, cn = (np.concatenate([f[c] for f in found] + [np.zeros(0, dtype=int)]) for c in range(4))
+    order = np.lexsort((cs, ci, cj))
+    cj, terms = cj[order], list(zip(ci[order].tolist(), cs[order].tolist(), cn[order].astype(bool).tolist()))
+    ends = np.searchsorted(cj, np.arange(W.shape[1] + 1))
+    return [terms[a:b] for a, b in zip(ends[:-1].tolist(), ends[1:].tolist())]
