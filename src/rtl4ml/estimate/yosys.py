@@ -13,12 +13,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..cache import cache_dir
+from ..tools import run_logged
 
 
 class YosysError(RuntimeError):
@@ -55,6 +55,10 @@ class SynthResult:
 def script(top: str, family: str) -> str:
     return (f"read_verilog {top}.v; synth_xilinx -flatten -top {top} -family {family} -noiopad; "
             "tee -q -o stat.txt stat; tee -q -o ltp.txt ltp -noff")
+
+
+#: A Yosys log line that starts a pass, e.g. ``4.27. Executing ABC pass (technology mapping ...)``.
+_PASS_RE = re.compile(r"^\d+(?:\.\d+)*\. Executing (\S+)")
 
 
 _CELL_RE = re.compile(r"^\s*(\d+)\s+([A-Za-z_][A-Za-z0-9_$]*)\s*$")
@@ -101,14 +105,13 @@ def synthesize(verilog: str, top: str, family: str = "xcup", timeout: float | No
     work.mkdir(parents=True)
     (work / f"{top}.v").write_text(verilog)
     t0 = time.perf_counter()
-    try:
-        r = subprocess.run(tool + ["-q", "-p", scr], cwd=work, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise YosysError(f"Yosys did not finish synthesizing {top} within {timeout} s") from None
+    returncode, log = run_logged(tool + ["-p", scr], work, timeout, f"Yosys synth_xilinx {top}", _PASS_RE)
     seconds = time.perf_counter() - t0
+    if returncode is None:
+        raise YosysError(f"Yosys did not finish synthesizing {top} within {timeout} s")
     stat = work / "stat.txt"
-    if r.returncode != 0 or not stat.exists():
-        raise YosysError(f"Yosys failed on {top} (in {work}):\n{(r.stdout + r.stderr)[-4000:]}")
+    if returncode != 0 or not stat.exists():
+        raise YosysError(f"Yosys failed on {top} (in {work}):\n{log[-4000:]}")
     cells = parse_stat(stat.read_text())
     ltp = work / "ltp.txt"
     m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", ltp.read_text()) if ltp.exists() else None

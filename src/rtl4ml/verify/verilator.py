@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -17,11 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..backends.verilog import port_names
 from ..fixed import Wire
 from ..netlist.execute import flat_inputs
 from ..netlist.ir import Bus, Netlist
 from ..cache import cache_dir
+from ..tools import run_logged
+
+
+#: A line of the Verilator build that names what it is compiling (progress status).
+_BUILD_STEP = re.compile(r"^(?:g\+\+|c\+\+|ccache)\s.*?(\S+\.cpp)\b")
 
 
 class VerilatorError(RuntimeError):
@@ -239,9 +246,9 @@ def _build(verilog: str, tb: str, name: str, jobs: int) -> Path:
         # The wheel's precompiled-header rule can fail; a plain -include is equivalent.
         "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
     ]
-    r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-    if r.returncode != 0 or not (tmp / "obj" / f"V{name}").exists():
-        raise VerilatorError(f"Verilator build of {name} failed (in {tmp}):\n{(r.stdout + r.stderr)[-4000:]}")
+    rc, log = run_logged(cmd, tmp, None, f"Verilator: building {name}", _BUILD_STEP)
+    if rc != 0 or not (tmp / "obj" / f"V{name}").exists():
+        raise VerilatorError(f"Verilator build of {name} failed (in {tmp}):\n{log[-4000:]}")
     if d.exists():
         shutil.rmtree(d, ignore_errors=True)
     try:
@@ -263,7 +270,9 @@ def simulate(nl: Netlist, verilog: str, name: str, xq, valid: bool = True, jobs:
     run_dir.mkdir(exist_ok=True)
     try:
         pack_buses(x, nl.input_buses).tofile(run_dir / "in.bin")
-        r = subprocess.run([str(exe), "in.bin", "out.bin", str(len(x))], cwd=run_dir, capture_output=True, text=True)
+        with progress.task(f"RTL simulation of {name}: {len(x)} samples"):
+            r = subprocess.run([str(exe), "in.bin", "out.bin", str(len(x))], cwd=run_dir, capture_output=True,
+                               text=True)
         if r.returncode != 0:
             raise VerilatorError(f"RTL simulation of {name} failed:\n{r.stdout}{r.stderr}")
         words = np.fromfile(run_dir / "out.bin", dtype=np.uint32).reshape(len(x), sum(bus_words(nl.output_buses)))
