@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtl4ml.fixed import (FixedPointError, FixedType, FixedTypeArray, Interval, TypeStringError, WidthError,
-                          covering_type, parse_type, quantize, quantized_range, requantize, requantize_code, to_codes)
+                          covering_type, parse_type, quantize, quantized_range, requantize, requantize_code, requantizer,
+                          saturate_bounds, to_codes)
 
 
 def ref_quantize(x: Fraction, t: FixedType) -> Fraction:
@@ -31,7 +32,7 @@ def ref_quantize(x: Fraction, t: FixedType) -> Fraction:
         q = (q - lo) % (2**w) + lo
     else:
         if t.overflow == "SAT_SYM" and t.signed:
-            lo = -hi
+            lo |= 1   # ap_fixed's overflow_adjust: the most negative code with its lowest bit set
         q = min(max(q, lo), hi)
     return Fraction(q) / Fraction(2) ** t.fraction
 
@@ -84,6 +85,39 @@ def test_quantized_range_contains_every_result_and_is_tight(t, f_in, a, b):
     assert rlo >= t.min_q and rhi <= t.max_q
     if rlo != t.min_q or rhi != t.max_q:  # unless the whole range is reachable, the ends are attained
         assert rlo in vals or rlo == requantize_code(lo, f_in, t)
+
+
+one_bit = st.builds(lambda f, r: FixedType(True, -f, f, r, "SAT_SYM"), st.integers(-4, 6),
+                   st.sampled_from(["TRN", "RND", "RND_CONV"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(t=one_bit, xs=st.lists(st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False), min_size=1, max_size=20),
+       f_in=st.integers(-4, 12), qs=st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=20))
+def test_one_bit_sat_sym_saturates_like_ap_fixed(t, xs, f_in, qs):
+    """A 1-bit signed SAT_SYM type has the codes -1 and 0; ap_fixed saturates a negative value
+    to -1 (the most negative code with its lowest bit set is -1 itself), like SAT."""
+    assert t.width == 1 and saturate_bounds(t) == (-1, 0)
+    want = [ref_quantize(Fraction(x), t) for x in xs]
+    assert quantize(np.array(xs), t).tolist() == [float(v) for v in want]
+    assert quantize(np.array(xs), t.with_modes(overflow="SAT")).tolist() == [float(v) for v in want]
+    codes = requantize(np.array(qs, dtype=np.int64), f_in, t).tolist()
+    assert codes == [requantize_code(q, f_in, t) for q in qs]
+    assert codes == [int(ref_quantize(Fraction(q) / Fraction(2) ** f_in, t) * Fraction(2) ** t.fraction) for q in qs]
+    lo, hi = min(qs), max(qs)
+    rlo, rhi = quantized_range(lo, hi, f_in, t)
+    assert rlo <= min(codes) and max(codes) <= rhi
+    run = requantizer(np.array([f_in]), FixedTypeArray.full(t, (1,)), np.array([lo], dtype=object),
+                      np.array([hi], dtype=object))
+    assert np.asarray(run(np.array(qs, dtype=np.int64)[:, None])).astype(np.int64).ravel().tolist() == codes
+
+
+def test_one_bit_sat_sym_examples():
+    t = parse_type("fixed<1,1,TRN,SAT_SYM>")
+    assert to_codes(np.array([-3.0, -1.0, -0.5, 0.0, 0.7, 2.0]), t).tolist() == [-1, -1, -1, 0, 0, 0]
+    assert saturate_bounds(parse_type("fixed<2,2,TRN,SAT_SYM>")) == (-1, 1)
+    assert to_codes(np.array([-9.0]), "fixed<8,8,TRN,SAT_SYM>").tolist() == [-9]
+    assert to_codes(np.array([-200.0]), "fixed<8,8,TRN,SAT_SYM>").tolist() == [-127]
 
 
 def test_per_element_types_broadcast_over_samples(rng):
@@ -142,6 +176,19 @@ def test_nan_and_inf_are_named():
 def test_too_wide_type_is_refused():
     with pytest.raises(WidthError, match="63 bits"):
         quantize(np.array([1.0]), "fixed<63,10>")
+    with pytest.raises(WidthError, match=r"^fixed-point type 'fixed<200,100>' has 200 bits; rtl4ml handles types of "
+                                         r"at most 62 bits \(its bit-exact emulator computes in int64\)$"):
+        parse_type("fixed<200,100>")
+    assert parse_type("fixed<62,10>").width == 62
+    with pytest.raises(WidthError, match=r"the type fixed<104,101> has 104 bits; the bit-exact int64 emulator handles "
+                                         r"at most 62"):
+        FixedTypeArray([True, True], [3, 100], [4, 3])
+
+
+def test_scalars_quantize_in_every_mode():
+    for t in ("fixed<8,3,RND,SAT>", "fixed<8,3>", "fixed<60,3,RND_CONV,SAT_SYM>"):
+        assert float(quantize(0.3, t)) == float(quantize(np.array([0.3]), t)[0])
+        assert quantize(np.float64(-0.3), t).shape == ()
 
 
 @settings(max_examples=200, deadline=None)

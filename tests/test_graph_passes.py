@@ -38,6 +38,8 @@ def test_common_quantizer_chains_do_merge():
     t = compose_quantizers(FixedType(True, 6, 8, "TRN", "SAT"), FixedType(True, 3, 4, "RND", "SAT"), 10)
     assert t == FixedType(True, 3, 4, "RND", "SAT")
     assert compose_quantizers(FixedType(True, 6, 8, "RND"), FixedType(True, 3, 4), 10) is None   # double rounding
+    # SAT_SYM clamps to -127, a following SAT of the same width would allow -128: not one SAT
+    assert compose_quantizers(FixedType(True, 7, 0, "TRN", "SAT_SYM"), FixedType(True, 7, 0, "TRN", "SAT"), 0) is None
 
 
 def _predict_same(g1, g2, rng, n=400):

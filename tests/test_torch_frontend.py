@@ -518,3 +518,54 @@ def test_functions_match_torch(fn, rng):
     with torch.no_grad():
         ref = fn(torch.from_numpy(x)).double().numpy()
     _assert_exact(d, x, ref)
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.rand(3, 4) * 0.2)
+
+    def forward(self, x):
+        return F.linear(x, self.w) * 0.45
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = _Scaled()
+
+    def forward(self, x):
+        return self.block(x)
+
+
+def test_quantization_warnings_name_functions_and_constants():
+    from rtl4ml.fidelity import QuantizationWarning
+    torch.manual_seed(0)
+    with pytest.warns(QuantizationWarning) as caught:
+        d = rtl4ml.convert(_Net(), input_type="fixed<8,3>", weight_type="int<8>")
+    msgs = [str(w.message) for w in caught]
+    assert msgs[0].startswith("function F.linear in layer 'block' (_Scaled): weight_type fixed<8,8>: 12 of 12 "
+                              "non-zero weights become zero; ")
+    assert msgs[1].startswith("function operator.mul in layer 'block' (_Scaled): weight_type fixed<8,8>: 1 of 1 "
+                              "non-zero constant values become zero; ") and "Try weight_type='fixed<8,0>'" in msgs[1]
+    assert len(msgs) == 2   # the bias of F.linear(x, w) is zero: nothing to lose
+    assert not d.predict(np.ones((2, 4))).any()   # what the warnings are about
+
+
+def test_model_files_that_torch_cannot_read_are_named(tmp_path):
+    from rtl4ml.frontends.torch import load_torch_file, run_float
+    m = nn.Sequential(nn.Linear(3, 2))
+    torch.save(m, tmp_path / "m.pt")
+    (tmp_path / "half.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:500])
+    torch.save(m, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    np.save(tmp_path / "array.npy", np.ones(3))
+    for name, msg in [("half.pt", "(not a torch.save file, or truncated)"), ("array.npy", "(not a torch.save file"),
+                      ("old.pt", "it is in torch's old non-zip format (torch < 1.6, or "
+                                 "_use_new_zipfile_serialization=False), which cannot be loaded without unpickling")]:
+        with pytest.raises(rtl4ml.graph.GraphError) as e:
+            load_torch_file(tmp_path / name)
+        assert str(e.value).startswith(f"cannot read {tmp_path / name}") and msg in str(e.value)
+    # run_float: a float64 copy in evaluation mode; the model itself is not changed
+    m.train()
+    out = run_float(m, [np.ones((2, 3))])
+    assert out.dtype == torch.float64 and m.training and m[0].weight.dtype == torch.float32

@@ -5,9 +5,9 @@
 """
 
 from ._version import __version__
-
-from .fixed import FixedType, FixedTypeArray, Interval, parse_type, quantize  # noqa: E402
-from .design import Design, convert, load  # noqa: E402
+from .fixed import FixedType, FixedTypeArray, Interval, parse_type, quantize
+from .fidelity import Fidelity, QuantizationWarning, Rtl4mlWarning, TimingWarning
+from .design import Design, convert, load
 
 __all__ = ["__version__", "FixedType", "FixedTypeArray", "Interval", "parse_type", "quantize",
-           "Design", "convert", "load"]
+           "Fidelity", "QuantizationWarning", "Rtl4mlWarning", "TimingWarning", "Design", "convert", "load"]

@@ -21,7 +21,7 @@ from .data import load_jets
 
 #: The demo's network and post-training types: small enough that Yosys finishes in about a minute.
 HIDDEN = (32, 16)
-INPUT_TYPE = "fixed<12,4>"             # standardized features in [-8, 8), 1/256 steps
+INPUT_TYPE = "fixed<12,4,TRN,SAT>"     # standardized features clamped to [-8, 8), 1/256 steps
 WEIGHT_TYPE = "fixed<6,2,RND,SAT>"     # weights in [-2, 2), 1/16 steps
 RESULT_TYPE = "fixed<12,5,RND,SAT>"    # every layer's output
 #: EBOPs coefficient of the QAT fine-tuning. Measured on this split (QAT seeds 0, 1, 2, one
@@ -101,8 +101,6 @@ def _rows(rows: list[tuple[str, str]]) -> None:
 
 def run_demo(out: str | Path = "rtl4ml-demo", epochs: int = 60, synth: bool = True, fast: bool = False) -> dict:
     import torch
-
-    import rtl4ml
 
     t0 = time.perf_counter()
     threads = torch.get_num_threads()

@@ -17,11 +17,12 @@ import numpy as np
 from ._version import __version__
 from .backends.verilog import check_module_name, emit_verilog
 from .estimate.analytic import LayerStats, adder_stats
-from .graph import Graph, GraphError, lower_graph
+from .fidelity import Fidelity, QuantizationWarning, TimingWarning, compare_outputs, input_range_warnings, warn
+from .graph import Graph, lower_graph
 from .netlist.execute import execute, split_outputs
 from .netlist.ir import Netlist
 from .passes.dce import simplify
-from .passes.pipeline import PipelineReport, schedule_pipeline
+from .passes.pipeline import DEFAULT_DELAY_MODEL, PipelineReport, schedule_pipeline
 
 DESIGN_FORMAT = "rtl4ml-design/1"
 
@@ -105,13 +106,23 @@ class Estimate:
 
 
 class Design:
-    """A converted model. Create with :func:`rtl4ml.convert` or :func:`rtl4ml.load`."""
+    """A converted model. Create with :func:`rtl4ml.convert` or :func:`rtl4ml.load`.
+
+    ``model``: the model it was converted from (a torch module), the default reference of
+    :meth:`fidelity`; None for a design built from a Graph or loaded from a file. It is kept
+    as it is (changes made to it afterwards show in :meth:`fidelity`) and never saved.
+    """
 
     def __init__(self, graph: Graph, name: str = "net", clock_ns: float = 5.0, cmvm: str = "cse",
                  valid: bool = True, cmvm_depth_slack: int | None = 1) -> None:
         check_module_name(name)
         if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
             raise ValueError(f"clock_ns must be a positive number of nanoseconds, got {clock_ns!r}")
+        m = DEFAULT_DELAY_MODEL
+        if clock_ns < m.adder_ns:
+            warn(f"clock_ns={clock_ns:g} is shorter than one adder in the delay model ({m.adder_ns:g} ns + "
+                 f"{m.adder_ns_per_bit:g} ns per bit): every adder gets a pipeline stage of its own, so the design "
+                 "needs very many stages and still cannot meet this clock", TimingWarning)
         _ = graph.types  # type-check now: errors name the node at convert time, not later
         self.graph = graph
         self.name = name
@@ -121,6 +132,19 @@ class Design:
         if cmvm_depth_slack is not None and not (isinstance(cmvm_depth_slack, int) and cmvm_depth_slack >= 0):
             raise ValueError(f"cmvm_depth_slack must be a non-negative integer or None, got {cmvm_depth_slack!r}")
         self.cmvm_depth_slack = cmvm_depth_slack
+        self.model = None
+
+    def with_options(self, **options) -> "Design":
+        """The same Graph as a new Design with hardware options changed (``name``,
+        ``clock_ns``, ``cmvm``, ``cmvm_depth_slack``, ``valid``); it keeps :attr:`model`."""
+        current = dict(name=self.name, clock_ns=self.clock_ns, cmvm=self.cmvm, valid=self.valid,
+                       cmvm_depth_slack=self.cmvm_depth_slack)
+        unknown = sorted(set(options) - set(current))
+        if unknown:
+            raise TypeError(f"with_options() takes {sorted(current)}, not {unknown}")
+        d = Design(self.graph, **{**current, **options})
+        d.model = self.model
+        return d
 
     def __repr__(self) -> str:
         shape = lambda t: "x".join(map(str, t.shape)) or "scalar"  # noqa: E731
@@ -141,7 +165,12 @@ class Design:
     @cached_property
     def _pipelined(self) -> tuple[Netlist, PipelineReport]:
         nl = lower_graph(self.graph, cmvm=self.cmvm, depth_slack=self.cmvm_depth_slack)
-        return schedule_pipeline(simplify(nl), self.clock_ns)
+        nl, report = schedule_pipeline(simplify(nl), self.clock_ns)
+        if not report.meets_timing:
+            warn(f"the design cannot meet clock_ns={self.clock_ns:g}: its slowest operation alone takes "
+                 f"{report.critical_path_ns:.3g} ns in the delay model, and a pipeline stage cannot split it",
+                 TimingWarning)
+        return nl, report
 
     @property
     def netlist(self) -> Netlist:
@@ -212,6 +241,9 @@ class Design:
         """Write ``<name>.v``, the Verilator bench ``tb_<name>.cpp`` and ``design.json`` to ``path``."""
         from .verify.verilator import testbench
         out = Path(path)
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"cannot write the design to {out}: it is a file, not a folder (the design is "
+                                  f"written as {self.name}.v, tb_{self.name}.cpp and design.json in a folder)")
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{self.name}.v").write_text(self.verilog)
         (out / f"tb_{self.name}.cpp").write_text(testbench(self.netlist, self.name, self.valid))
@@ -232,9 +264,36 @@ class Design:
 
     # ------------------------------------------------------------------ proofs and numbers
 
+    def _input_arrays(self, x) -> list[np.ndarray]:
+        """``x`` as one (N, *shape) array per input where its shape allows (the graph checks the
+        rest); refuses no samples and warns about values outside the input types."""
+        arrays = []
+        for node, a in zip(self.graph.inputs, self.graph._input_arrays(x)):
+            a = np.asarray(a)
+            if a.ndim == 2 and a.shape[1:] != node.op.shape and a.shape[1] == node.op.size:
+                a = a.reshape((len(a),) + node.op.shape)
+            if a.ndim == 0 or len(a) == 0:
+                raise ValueError(f"no samples: the input array{f' {node.name!r}' if len(self.input_names) > 1 else ''} "
+                                 f"has shape {a.shape}")
+            arrays.append(a)
+        for msg in input_range_warnings(self.input_names, arrays, [n.op.types for n in self.graph.inputs]):
+            warn(msg, QuantizationWarning)
+        return arrays
+
+    def _inputs_like(self, x, arrays: list[np.ndarray]):
+        """``arrays`` passed the way ``x`` was (an array, a tuple, or a dict by name)."""
+        if isinstance(x, dict):
+            return dict(zip(self.input_names, arrays))
+        return arrays[0] if len(arrays) == 1 and not isinstance(x, (tuple, list)) else tuple(arrays)
+
     def verify(self, x, jobs: int | None = None) -> VerifyResult:
-        """Simulate the RTL with Verilator on ``x`` and compare every output bit with the emulator."""
+        """Simulate the RTL with Verilator on ``x`` and compare every output bit with the emulator.
+
+        Warns (:class:`~rtl4ml.fidelity.QuantizationWarning`) when inputs lie outside the
+        input types' ranges: they wrap or saturate, in the RTL and the emulator alike.
+        """
         from .verify.verilator import simulate
+        x = self._inputs_like(x, self._input_arrays(x))
         xq = self.quantize_inputs(x)
         expected = self._expected_flat(xq)
         sim = simulate(self.netlist, self.verilog, self.name, xq, self.valid, jobs)
@@ -249,6 +308,46 @@ class Design:
         ok = len(bad) == 0 and sim.bad_valid == 0
         outputs = self._shaped(self._to_float(sim.codes), isinstance(x, dict))
         return VerifyResult(ok, len(expected), len(bad), outputs, first, sim.bad_valid)
+
+    def fidelity(self, x, reference=None) -> Fidelity:
+        """How closely the design's outputs follow the float model's on inputs ``x``.
+
+        ``reference``: the float model, a torch module (run on a copy, in evaluation mode, in
+        float64) or any callable taking ``x`` as :meth:`predict` does and returning an array,
+        a tuple or a dict by output name; default :attr:`model`. Both see the same float
+        inputs, so input quantization counts as well. Returns a :class:`~rtl4ml.fidelity.Fidelity`
+        (per output: correlation, max and mean absolute difference, argmax agreement).
+        """
+        ref = self.model if reference is None else reference
+        if ref is None:
+            raise ValueError("no float model to compare with: pass reference= (the torch model, or a function); "
+                             "a design loaded from a file or built from a Graph does not keep one")
+        arrays = self._input_arrays(x)
+        x = self._inputs_like(x, arrays)
+        got = self.predict(x)
+        got = list(got.values()) if isinstance(got, dict) else list(got) if isinstance(got, tuple) else [got]
+        if _is_torch_module(ref):
+            from .frontends.torch import run_float
+            want = run_float(ref, arrays)
+        elif callable(ref):
+            want = ref(x)
+        else:
+            raise TypeError(f"reference must be a torch module or a callable, got {type(ref).__name__}")
+        return compare_outputs(self.output_names, got, self._reference_outputs(want))
+
+    def _reference_outputs(self, want) -> list[np.ndarray]:
+        """The reference's result as one float64 array per design output, in output order."""
+        if isinstance(want, dict):
+            if set(want) == set(self.output_names):
+                want = [want[k] for k in self.output_names]
+            else:
+                want = list(want.values())
+        elif not isinstance(want, (tuple, list)):
+            want = [want]
+        if len(want) != len(self.output_names):
+            raise ValueError(f"the float model returns {len(want)} outputs, the design has {len(self.output_names)} "
+                             f"{self.output_names}")
+        return [_to_numpy(w) for w in want]
 
     def estimate(self, synth: bool = True, family: str = "xcup") -> Estimate:
         """Resources and latency, in total and per layer. ``synth=False``: instant analytic
@@ -266,6 +365,15 @@ class Design:
         r = synthesize(self.verilog, self.name, family)
         return Estimate(**base, lut=r.lut, ff=r.ff, carry=r.carry, dsp=r.dsp, bram=r.bram, srl=r.srl,
                         logic_depth=r.logic_depth, synth_seconds=r.seconds)
+
+    def report(self, path: str | Path, x=None, y=None, reference=None, *, synth: bool = False,
+               verify=True) -> Path:
+        """Write a self-contained HTML report (graph, bit widths, resources, pipeline; with
+        inputs ``x`` the comparison with ``reference``, the float model or its outputs, by
+        default the model this design was converted from, and the RTL verification; with
+        labels ``y`` accuracy and ROC curves). See :func:`rtl4ml.report.write_report`."""
+        from .report import write_report
+        return write_report(self, path, x, y, reference, synth=synth, verify=verify)
 
 
 def convert(model, input_type=None, weight_type=None, bias_type=None, result_type=None, clock_ns: float = 5.0,
@@ -293,27 +401,39 @@ def convert(model, input_type=None, weight_type=None, bias_type=None, result_typ
     more partial sums be shared and correlated columns be built from each other (fewer
     LUTs, possibly one more pipeline stage); ``None`` removes the bound. Default ``1``.
     """
-    graph = _to_graph(model, dict(input_type=input_type, input_shape=input_shape, weight_type=weight_type,
-                                  bias_type=bias_type, result_type=result_type))
-    return Design(graph, name=name, clock_ns=clock_ns, cmvm=cmvm, cmvm_depth_slack=cmvm_depth_slack)
+    graph, source = _to_graph(model, dict(input_type=input_type, input_shape=input_shape, weight_type=weight_type,
+                                          bias_type=bias_type, result_type=result_type))
+    d = Design(graph, name=name, clock_ns=clock_ns, cmvm=cmvm, cmvm_depth_slack=cmvm_depth_slack)
+    d.model = source
+    return d
 
 
-def _to_graph(model, options: dict) -> Graph:
+def _to_graph(model, options: dict) -> tuple[Graph, object]:
+    """The Graph of ``model``, and the torch module it came from (or None)."""
     if isinstance(model, Graph):
-        return model
+        return model, None
     if isinstance(model, (str, Path)):
         path = Path(model)
         if not path.exists():
             raise FileNotFoundError(f"model file {path} does not exist")
         if path.suffix == ".json" or path.is_dir():
-            return load(path).graph
+            return load(path).graph, None
+        from .frontends.formats import check_model_file
+        check_model_file(path)
         from .frontends.torch import load_torch_file
         model = load_torch_file(path)
     if _is_torch_module(model):
         from .frontends.torch import from_torch
-        return from_torch(model, **options)
+        return from_torch(model, **options), model
     raise TypeError(f"cannot convert a {type(model).__name__}: rtl4ml converts torch.nn.Module models, "
                     "rtl4ml Graphs and saved designs")
+
+
+def _to_numpy(v) -> np.ndarray:
+    """An array from a numpy array, a torch tensor, or anything array-like."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().double().numpy()
+    return np.asarray(v, dtype=np.float64)
 
 
 def _is_torch_module(model) -> bool:
@@ -335,4 +455,11 @@ def load(path: str | Path) -> Design:
         data = json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{p} is not valid JSON: {e}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{p} is not a text file (an rtl4ml design is JSON)") from None
+    if isinstance(data, dict) and data.get("format") != DESIGN_FORMAT:
+        from .frontends.formats import check_json_model
+        check_json_model(p, data)
+    if not isinstance(data, dict):
+        raise ValueError(f"{p} is not an rtl4ml design (a JSON object with format {DESIGN_FORMAT!r})")
     return Design.from_json(data)

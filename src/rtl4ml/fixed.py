@@ -154,6 +154,9 @@ def parse_type(text: str) -> FixedType:
     int_incl_sign = width if is_int else nums[1]
     if width < 1:
         raise TypeStringError(f"fixed-point type {text!r} has width {width}; the width must be at least 1")
+    if width > MAX_WIDTH:
+        raise WidthError(f"fixed-point type {text!r} has {width} bits; rtl4ml handles types of at most {MAX_WIDTH} "
+                         "bits (its bit-exact emulator computes in int64)")
     modes = [a.upper().removeprefix("AP_") for a in args[n_num:]]
     rounding = modes[0] if len(modes) > 0 else "TRN"
     overflow = modes[1] if len(modes) > 1 else "WRAP"
@@ -191,6 +194,11 @@ class FixedTypeArray:
         object.__setattr__(self, "integer", i.copy())
         object.__setattr__(self, "fraction", f.copy())
         _check_modes(self.rounding, self.overflow)
+        w = self.width
+        if w.size and int(w.max()) > MAX_WIDTH:
+            k = np.unravel_index(int(np.argmax(w)), w.shape)
+            raise WidthError(f"the type {self[k]} has {int(w[k])} bits; the bit-exact int64 emulator handles at most "
+                             f"{MAX_WIDTH}")
 
     @classmethod
     def full(cls, t: TypeLike, shape) -> "FixedTypeArray":
@@ -215,6 +223,13 @@ class FixedTypeArray:
     def max_q(self) -> np.ndarray:
         w = self.width
         return np.where(w > 0, np.left_shift(1, np.maximum(w - self.signed, 0)) - 1, 0)
+
+    def saturation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The code range each element saturates to (see :func:`saturate_bounds`)."""
+        lo, hi = self.min_q, self.max_q
+        if self.overflow == "SAT_SYM":
+            lo = np.where(self.signed & (self.width >= 2), -hi, lo)
+        return lo, hi
 
     def broadcast_to(self, shape) -> "FixedTypeArray":
         """The same types repeated over ``shape`` (numpy broadcasting rules)."""
@@ -270,13 +285,11 @@ def _round_shift(q: np.ndarray, d: np.ndarray, rounding: str) -> np.ndarray:
 
 
 def _overflow(q: np.ndarray, t: FixedTypeArray) -> np.ndarray:
-    lo, hi, w = t.min_q, t.max_q, t.width
     if t.overflow == "WRAP":
+        lo, w = t.min_q, t.width
         mask = np.left_shift(np.int64(1), w) - 1
         return ((q - lo) & mask) + lo
-    if t.overflow == "SAT_SYM":
-        lo = np.where(t.signed, -hi, lo)
-    return np.clip(q, lo, hi)
+    return np.clip(q, *t.saturation_bounds())
 
 
 def requantize(q, from_fraction, t: "TypeLike | FixedTypeArray") -> np.ndarray:
@@ -319,9 +332,7 @@ def requantizer(from_fraction, t: FixedTypeArray, lo: np.ndarray, hi: np.ndarray
     d = f0 - t.fraction
     rlo = [round_code(int(a), int(dd), t.rounding) for a, dd in zip(np.asarray(lo).reshape(-1), d.reshape(-1))]
     rhi = [round_code(int(b), int(dd), t.rounding) for b, dd in zip(np.asarray(hi).reshape(-1), d.reshape(-1))]
-    qlo, qhi = t.min_q.reshape(-1), t.max_q.reshape(-1)
-    if t.overflow == "SAT_SYM":
-        qlo = np.where(t.signed.reshape(-1), -qhi, qlo)
+    qlo, qhi = (b.reshape(-1) for b in t.saturation_bounds())
     overflows = any(a < int(ql) or b > int(qh) for a, b, ql, qh in zip(rlo, rhi, qlo, qhi))
     # the largest intermediate magnitude: the aligned input plus the rounding offset, and when
     # wrapping, plus the range's low end and one modulus; every result fits the output width.
@@ -385,15 +396,15 @@ def _float_codes(x: np.ndarray, t: FixedTypeArray) -> np.ndarray:
             fl.reshape(-1)[zero[xz < 0]] = -1.0
         if t.rounding == "RND":
             fl += y - fl >= 0.5   # y - floor(y) is exact (Sterbenz); y + 0.5 would round
-    lo, hi, w = t.min_q, t.max_q, t.width
+    w = t.width
     if t.overflow == "WRAP":
+        lo = t.min_q
         if w.max(initial=0) <= 52:   # exact in float64: wrap there
             lo_f, mod = _uniform(lo, np.float64), _uniform(np.ldexp(1.0, w), np.float64)
             fl -= np.floor((fl - lo_f) / mod) * mod
             return fl.astype(np.int64)
         return _overflow(np.fmod(fl, np.ldexp(1.0, w)).astype(np.int64), t)   # fmod by 2**W keeps the residue
-    if t.overflow == "SAT_SYM":
-        lo = np.where(t.signed, -hi, lo)
+    lo, hi = t.saturation_bounds()
     # the bounds fit int64 (<= 62 bits), and clipping in float64 then converting is exact
     # for them only below 2**53: clip huge values first, then in int64
     np.clip(fl, -(2.0 ** 62), 2.0 ** 62, out=fl)
@@ -421,7 +432,20 @@ def to_codes(x, t: "TypeLike | FixedTypeArray") -> np.ndarray:
         return requantize(x.astype(np.int64), 0, t)
     if x.dtype.kind != "f":
         raise FixedPointError(f"cannot quantize an array of dtype {x.dtype}")
+    if x.ndim == 0 and t.signed.ndim == 0:   # numpy ufuncs return scalars for 0-d arrays: work in 1-d
+        return _float_codes(x.astype(np.float64).reshape(1), t).reshape(())
     return _float_codes(x.astype(np.float64), t)
+
+
+def overflows(x, t: "TypeLike | FixedTypeArray") -> np.ndarray:
+    """Where quantizing ``x`` to ``t`` overflows: the code rounded to ``t``'s scale lies outside
+    the range ``t`` keeps (which WRAP wraps and SAT / SAT_SYM clip). Boolean, ``x``'s shape
+    broadcast with ``t``'s."""
+    t = _type_array(t)
+    wide = FixedTypeArray(True, MAX_WIDTH - 1 - t.fraction, t.fraction, t.rounding, "SAT")   # holds any rounding
+    r = to_codes(x, wide)
+    lo, hi = t.saturation_bounds()
+    return (r < lo) | (r > hi)
 
 
 def from_codes(q, fraction) -> np.ndarray:
@@ -568,9 +592,14 @@ def round_code(q: int, drop: int, rounding: str) -> int:
 
 
 def saturate_bounds(t: FixedType) -> tuple[int, int]:
-    """The code range an overflow mode clamps to (SAT_SYM drops the most negative code)."""
+    """The code range an overflow mode clamps to.
+
+    SAT_SYM drops the most negative code of a signed type, as ``ap_fixed`` does: it
+    saturates to that code with its lowest bit set, ``-max_q`` from 2 bits up; a 1-bit
+    signed type keeps ``-1`` (its only non-zero code), so there SAT_SYM is SAT.
+    """
     lo, hi = t.min_q, t.max_q
-    if t.overflow == "SAT_SYM" and t.signed:
+    if t.overflow == "SAT_SYM" and t.signed and t.width >= 2:
         lo = -hi
     return lo, hi
 
@@ -596,9 +625,9 @@ def quantized_range(lo: int, hi: int, from_fraction: int, t: FixedType) -> tuple
     rlo, rhi = round_code(lo, d, t.rounding), round_code(hi, d, t.rounding)
     if t.width == 0:
         return 0, 0
-    if t.min_q <= rlo and rhi <= t.max_q and not (t.overflow == "SAT_SYM" and t.signed and rlo < -t.max_q):
+    slo, shi = saturate_bounds(t) if t.overflow != "WRAP" else (t.min_q, t.max_q)
+    if slo <= rlo and rhi <= shi:
         return rlo, rhi
     if t.overflow == "WRAP":
         return t.min_q, t.max_q
-    slo, shi = saturate_bounds(t)
     return min(max(rlo, slo), shi), min(max(rhi, slo), shi)

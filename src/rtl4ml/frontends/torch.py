@@ -36,22 +36,26 @@ your own, arbitrary pickled objects, code) is refused instead of executed.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import operator
 import os
 import re
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..fidelity import warn_quantization
 from ..fixed import FixedPointError, FixedTypeArray, as_type_array, parse_type
 from ..graph import Graph, GraphBuilder
 from ..graph.graph import Node
 from ..graph.ops import Affine, Input
 from ..passes.graph_passes import run_passes
 from ..torch_common import EXPORT_METHOD, LOADABLE_ATTR, ConversionError, ExportContext, check_finite, export_class
+from .formats import TORCH_LEGACY_MAGIC
 
 try:  # torch is an optional extra
     import torch
@@ -175,6 +179,7 @@ class _Context(ExportContext):
         self.used_entries: dict[str, set[str]] = {o: set() for o in TYPE_OPTIONS}
         self.checks: list = []
         self.batchnorms: dict[str, ops.Call] = {}   # Affine node -> the BatchNorm call it came from
+        self.quantized: dict[str, str] = {}         # node with pending types -> its call, as messages name it
         self.call: ops.Call | None = None           # the call being translated
 
     def _error(self, message: str) -> ConversionError:
@@ -222,7 +227,9 @@ class _Context(ExportContext):
                              f"e.g. 0.4375) and no weight_type applies to layer {call.layer!r} to quantize it; pass "
                              f"weight_type='fixed<...>' (or {{{call.layer!r}: 'fixed<...>'}}), or use an exact "
                              "constant")
-        return self.builder.constant(v, type=t, name=name)
+        n = self.builder.constant(v, type=t, name=name)
+        self.quantized[n] = call.what
+        return n
 
     # ------------------------------------------------------------------ inputs and tensors
 
@@ -590,6 +597,7 @@ def _convert(model, options: dict) -> Graph:
                          built.outputs))
     for check in ctx.checks:
         check(g)
+    warn_quantization(g, ctx.quantized)
     for name, call in ctx.batchnorms.items():
         if name in g and isinstance(g[name].op, Affine):
             raise ConversionError(
@@ -634,6 +642,17 @@ def _refused(path: Path, qualname: str | None) -> ConversionError:
     return ConversionError(f"{path}: refused to load: {what}. rtl4ml never unpickles arbitrary objects.")
 
 
+def _unreadable(path: Path) -> ConversionError:
+    with open(path, "rb") as f:
+        legacy = f.read(len(TORCH_LEGACY_MAGIC)) == TORCH_LEGACY_MAGIC
+    if legacy:
+        return ConversionError(f"cannot read {path}: it is in torch's old non-zip format (torch < 1.6, or "
+                               "_use_new_zipfile_serialization=False), which cannot be loaded without unpickling "
+                               "arbitrary objects; load it in Python and save it again with torch.save(model, path)")
+    return ConversionError(f"cannot read {path} (not a torch.save file, or truncated); rtl4ml never unpickles "
+                           "arbitrary objects")
+
+
 def load_torch_file(path: str | Path):
     """Load a ``torch.save``-d model without executing arbitrary pickled code.
 
@@ -654,13 +673,16 @@ def load_torch_file(path: str | Path):
             raise _refused(path, q)
         allowed.append(cls)
     try:
-        with torch.serialization.safe_globals(allowed):
+        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             obj = torch.load(path, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 - turn the unpickler's report into one clear line
         m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        raise _refused(path, m.group(1) if m else None) from None
+        if m and _loadable_class(m.group(1)) is None:
+            raise _refused(path, m.group(1)) from None
+        raise _unreadable(path) from None
     if isinstance(obj, dict):
         raise ConversionError(f"{path} holds a state_dict (weights only, no architecture); "
                               "save the module itself with torch.save(model, path)")
@@ -669,4 +691,13 @@ def load_torch_file(path: str | Path):
     return obj
 
 
-__all__ = ["ConversionError", "from_torch", "load_torch_file", "leaf_kind", "forward_class"]
+def run_float(model, inputs: list[np.ndarray]):
+    """``model``'s result on ``inputs`` (one (N, *shape) array per ``forward`` argument),
+    computed on a copy of the model in evaluation mode and float64, without gradients."""
+    _require_torch()
+    m = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        return m(*[torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in inputs])
+
+
+__all__ = ["ConversionError", "from_torch", "load_torch_file", "run_float", "leaf_kind", "forward_class"]

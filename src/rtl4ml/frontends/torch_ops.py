@@ -239,6 +239,7 @@ def dense(ctx, call: Call, x, weight, bias) -> Tensor:
     check_finite(w, call.layer, "weight")
     check_finite(b, call.layer, "bias")
     out = ctx.builder.dense(node, w.T, b, name=call.name, weight_type=wt, bias_type=bt)
+    ctx.quantized[out] = call.what
     rt = ctx.type_for("result_type", call.layer, required=False)
     return Tensor(out, rounding=None if rt is None else (rt, f"{call.name}_result"))
 
@@ -284,6 +285,8 @@ def _batchnorm(ctx, call, m, x):
     ps = (m.num_features,) + (1,) * (len(shape) - 1)
     out = ctx.builder.affine(node, scale.reshape(ps), shift.reshape(ps), name=call.name)
     ctx.batchnorms[out] = call
+    if node in ctx.quantized:   # folded into that dense layer, which may then take this node's name
+        ctx.quantized[out] = f"{ctx.quantized[node]} with {call.what} folded in"
     return Tensor(out, rounding=x.rounding if raw is not x else None)
 
 

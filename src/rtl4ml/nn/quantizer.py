@@ -112,8 +112,8 @@ def code_bounds(width: torch.Tensor, signed: torch.Tensor, overflow: str) -> tup
     live = width > 0
     hi = torch.where(live, pow2(torch.clamp(width - s, min=0)) - 1, torch.zeros_like(width))
     lo = torch.where(live & signed, -pow2(torch.clamp(width - 1, min=0)), torch.zeros_like(width))
-    if overflow == "SAT_SYM":
-        lo = torch.where(signed, -hi, lo)
+    if overflow == "SAT_SYM":   # ap_fixed: the most negative code goes, except in 1 bit (see fixed.saturate_bounds)
+        lo = torch.where(signed & (width >= 2), -hi, lo)
     return lo, hi
 
 

@@ -13,10 +13,11 @@ Graph outputs keep their names: a pass never removes or renames an output node.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 import numpy as np
 
-from ..fixed import FixedPointError, FixedType, FixedTypeArray
+from ..fixed import FixedPointError, FixedType, FixedTypeArray, saturate_bounds
 from ..graph.graph import Graph, Node
 from ..graph.ops import Affine, Concat, Constant, Dense, Input, Quantize, ReLU, Reshape, Slice, Transpose
 
@@ -194,9 +195,17 @@ def compose_quantizers(t1: FixedType, t2: FixedType, fraction: int) -> FixedType
     if not wraps:
         if t1.overflow == "WRAP" or t2.overflow == "WRAP":
             return None
-        if t2.min_value < t1.min_value or t2.max_value > t1.max_value:
+        (lo1, hi1), (lo2, hi2) = (_saturation_values(t) for t in (t1, t2))
+        if lo2 < lo1 or hi2 > hi1:
             return None
     return FixedType(t2.signed, t2.integer, t2.fraction, rounding, t2.overflow)
+
+
+def _saturation_values(t: FixedType) -> tuple[Fraction, Fraction]:
+    """The values a saturating type clamps to (SAT_SYM drops the most negative code)."""
+    lo, hi = saturate_bounds(t)
+    scale = Fraction(2) ** t.fraction
+    return Fraction(lo) / scale, Fraction(hi) / scale
 
 
 def merge_quantizers(graph: Graph) -> tuple[Graph, bool]:
