@@ -377,7 +377,8 @@ class Design:
 
 
 def convert(model, input_type=None, weight_type=None, bias_type=None, result_type=None, clock_ns: float = 5.0,
-            name: str = "net", cmvm: str = "cse", cmvm_depth_slack: int | None = 1, input_shape=None) -> Design:
+            name: str = "net", cmvm: str = "cse", cmvm_depth_slack: int | None = 1, input_shape=None,
+            activation_type=None, table_input_type=None) -> Design:
     """Convert a model (any ``torch.nn.Module``, a :class:`Graph`, or a model/design file path) to a Design.
 
     A torch model's ``forward`` is traced (torch.fx) and each call in it translated; what
@@ -392,6 +393,9 @@ def convert(model, input_type=None, weight_type=None, bias_type=None, result_typ
     ``bias_type=None`` means ``weight_type``); ``weight_type`` also quantizes constants of the
     model's code that are not short binary fractions (``x * 0.45``). Product-sums are exact;
     ``result_type``, when given, rounds every Linear's output (after a BatchNorm folded into it).
+    Convolutions take the same three options. Sigmoid, tanh, exp, ... become lookup tables
+    with entries in ``activation_type`` (also a softmax's output type); ``table_input_type``
+    narrows a table's input first (docs/layers.md).
 
     Constant matrices become shift-and-add adder graphs (docs/cmvm.md). ``cmvm`` picks the
     solver: ``"cse"`` (default) shares partial sums between outputs for the fewest adder
@@ -402,7 +406,8 @@ def convert(model, input_type=None, weight_type=None, bias_type=None, result_typ
     LUTs, possibly one more pipeline stage); ``None`` removes the bound. Default ``1``.
     """
     graph, source = _to_graph(model, dict(input_type=input_type, input_shape=input_shape, weight_type=weight_type,
-                                          bias_type=bias_type, result_type=result_type))
+                                          bias_type=bias_type, result_type=result_type,
+                                          activation_type=activation_type, table_input_type=table_input_type))
     d = Design(graph, name=name, clock_ns=clock_ns, cmvm=cmvm, cmvm_depth_slack=cmvm_depth_slack)
     d.model = source
     return d

@@ -66,7 +66,7 @@ try:  # torch is an optional extra
 except ImportError:  # pragma: no cover - exercised only without the extra
     torch = fx = nn = ops = None
 
-TYPE_OPTIONS = ("weight_type", "bias_type", "result_type")
+TYPE_OPTIONS = ("weight_type", "bias_type", "result_type", "activation_type", "table_input_type")
 
 
 def _require_torch() -> None:
@@ -527,7 +527,7 @@ def _check_type_keys(options: dict, known: set[str], used: dict[str, set[str]] |
 
 
 def from_torch(model, input_type=None, input_shape=None, weight_type=None, bias_type=None,
-               result_type=None) -> Graph:
+               result_type=None, activation_type=None, table_input_type=None) -> Graph:
     """Convert a ``torch.nn.Module`` (traced with torch.fx; see the module docstring) to a Graph.
 
     ``input_type``: a type string (or :class:`~rtl4ml.fixed.FixedTypeArray`) for all
@@ -535,12 +535,16 @@ def from_torch(model, input_type=None, input_shape=None, weight_type=None, bias_
     dict by name or a list for several inputs), where the model does not fix it.
     ``weight_type``, ``bias_type``, ``result_type``: a type string or ``{layer name: type}``,
     used by the layers that need them; an option or entry that no layer uses is an error.
+    ``activation_type``: the entries of sigmoid/tanh/... tables and the output of a softmax
+    (defaults: ``ufixed<8,0,RND,SAT>`` for sigmoid, ``fixed<8,1,RND,SAT>`` for tanh, the
+    softmax's own); ``table_input_type``: quantizes a table's input first (a table holds at
+    most 2^12 entries).
     """
     _require_torch()
     if not isinstance(model, nn.Module):
         raise ConversionError(f"expected a torch.nn.Module, got {type(model).__name__}")
     options = dict(input_type=input_type, input_shape=input_shape, weight_type=weight_type, bias_type=bias_type,
-                   result_type=result_type)
+                   result_type=result_type, activation_type=activation_type, table_input_type=table_input_type)
     flags = [(m, m.training) for m in model.modules()]
     attrs = set(vars(model))
     model.eval()   # inference semantics while tracing (F.dropout(training=self.training), ...)

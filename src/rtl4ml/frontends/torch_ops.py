@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..graph.composite import softmax as softmax_nodes
+from ..graph.ops.base import GraphError
 from ..torch_common import ConversionError, check_finite, to_numpy
 
 # --------------------------------------------------------------------------- values
@@ -689,6 +691,216 @@ def _dim(ctx, call, input):
     return _full_rank(ctx, call, input)
 
 
+# --------------------------------------------------------------------------- convolutions and pooling
+
+
+def _spatial(call: Call, shape: tuple[int, ...], n: int, what: str) -> None:
+    if len(shape) != n + 1:
+        raise call.error(f"{what} expects an input of shape (N, C, {', '.join('L' * n)}), got (N, "
+                         f"{', '.join(map(str, shape))})")
+
+
+def conv(ctx, call: Call, x, weight, bias, stride, padding, dilation, groups) -> Tensor:
+    """A convolution with post-training quantization of its weights, like :func:`dense`."""
+    if is_var(weight) or is_var(bias):
+        raise call.error("its weights are computed from the model's inputs; rtl4ml converts convolutions with "
+                         "constant weights")
+    w = to_numpy(weight)
+    n = w.ndim - 2
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = 0
+        elif padding == "same" and all(int(s) == 1 for s in np.atleast_1d(stride)):
+            d = np.broadcast_to(np.asarray(dilation), (n,))
+            total = [int(di) * (k - 1) for di, k in zip(d, w.shape[2:])]
+            if any(t % 2 for t in total):
+                raise call.error("padding='same' with an even kernel pads unevenly; pad explicitly")
+            padding = tuple(t // 2 for t in total)
+        else:
+            raise call.error(f"padding={padding!r} is not supported (use an int, a tuple, 'valid' or 'same')")
+    node = ctx.node(x, call.layer)
+    _spatial(call, ctx.builder.shape(node), n, f"a {n}-d convolution")
+    b = np.zeros(w.shape[0]) if bias is None else to_numpy(bias)
+    wt = ctx.type_for("weight_type", call.layer)
+    bt = ctx.type_for("bias_type", call.layer, required=False) or wt
+    check_finite(w, call.layer, "weight")
+    check_finite(b, call.layer, "bias")
+    try:
+        out = ctx.builder.conv(node, w, b, stride, padding, dilation, int(groups), name=call.name,
+                               weight_type=wt, bias_type=bt)
+    except GraphError as e:
+        raise call.error(str(e)) from None
+    ctx.quantized[out] = call.what
+    rt = ctx.type_for("result_type", call.layer, required=False)
+    return Tensor(out, rounding=None if rt is None else (rt, f"{call.name}_result"))
+
+
+def _conv_module(ctx, call, m, x):
+    if m.padding_mode != "zeros":
+        raise call.error(f"padding_mode={m.padding_mode!r} is not supported (only zero padding)")
+    return conv(ctx, call, x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+
+
+def _conv_fn(ctx, call, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return conv(ctx, call, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _pool(ctx, call, x, reduction: str, n: int, kernel, stride, padding, dilation=1, ceil_mode=False,
+          count_include_pad=True, divisor_override=None) -> Tensor:
+    if ceil_mode:
+        raise call.error("ceil_mode=True is not supported")
+    node = ctx.node(x, call.layer)
+    _spatial(call, ctx.builder.shape(node), n, f"{n}-d pooling")
+    if reduction == "avg" and not count_include_pad and np.any(np.asarray(padding)):
+        raise call.error("count_include_pad=False with padding is not supported (border windows would divide "
+                         "by fewer elements)")
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) else stride
+    try:
+        out = ctx.builder.pool(node, "max" if reduction == "max" else "sum", kernel, stride, padding, dilation,
+                               name=call.name if reduction == "max" else f"{call.name}_sum")
+    except GraphError as e:
+        raise call.error(str(e)) from None
+    if reduction == "max":
+        return Tensor(out)
+    count = divisor_override or int(np.prod(np.broadcast_to(np.asarray(kernel), (n,))))
+    return Tensor(elementwise(ctx, call, "mul", (Tensor(out), 1.0 / count),
+                              what=f"1/{count} (the average over {count} elements)"))
+
+
+def _pool_module(reduction: str, n: int):
+    def handler(ctx, call, m, x):
+        if reduction == "max":
+            if getattr(m, "return_indices", False):
+                raise call.error("return_indices=True is not supported")
+            return _pool(ctx, call, x, "max", n, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+        return _pool(ctx, call, x, "avg", n, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode,
+                     m.count_include_pad, getattr(m, "divisor_override", None))
+    return handler
+
+
+def _pool_fn(reduction: str, n: int):
+    def handler(ctx, call, input, kernel_size, stride=None, padding=0, *args, **kw):
+        if reduction == "max":
+            dilation = kw.get("dilation", args[0] if args else 1)
+            ceil = kw.get("ceil_mode", args[1] if len(args) > 1 else False)
+            if kw.get("return_indices", args[2] if len(args) > 2 else False):
+                raise call.error("return_indices=True is not supported")
+            return _pool(ctx, call, input, "max", n, kernel_size, stride, padding, dilation, ceil)
+        ceil = kw.get("ceil_mode", args[0] if args else False)
+        inc = kw.get("count_include_pad", args[1] if len(args) > 1 else True)
+        div = kw.get("divisor_override", args[2] if len(args) > 2 else None)
+        return _pool(ctx, call, input, "avg", n, kernel_size, stride, padding, 1, ceil, inc, div)
+    return handler
+
+
+def _adaptive_module(reduction: str, n: int):
+    def handler(ctx, call, m, x):
+        return _adaptive(ctx, call, x, m.output_size, reduction, n)
+    return handler
+
+
+def _adaptive(ctx, call, x, output_size, reduction: str, n: int) -> Tensor:
+    """Global pooling (``output_size`` 1): the sum (times ``1/count``) or maximum over the
+    spatial axes, keeping them as size-1 axes like torch."""
+    sizes = np.broadcast_to(np.asarray(output_size, dtype=object), (n,))
+    if any(s not in (1, None) for s in sizes):
+        raise call.error(f"adaptive pooling to output_size={output_size} is not supported; only global pooling "
+                         "(output_size=1)")
+    node = ctx.node(x, call.layer)
+    shape = ctx.builder.shape(node)
+    _spatial(call, shape, n, f"{n}-d adaptive pooling")
+    axes = tuple(range(1, n + 1))
+    if reduction == "max":
+        return Tensor(ctx.builder.reduce(node, "max", axes, keepdims=True, name=call.name))
+    s = Tensor(ctx.builder.reduce(node, "sum", axes, keepdims=True, name=f"{call.name}_sum"))
+    count = int(np.prod(shape[1:]))
+    return Tensor(elementwise(ctx, call, "mul", (s, 1.0 / count), what=f"1/{count} (the mean over {count} positions)"))
+
+
+def _upsample(ctx, call, x, size=None, scale_factor=None, mode="nearest", align_corners=None,
+              recompute_scale_factor=None, antialias=False) -> Tensor:
+    if mode != "nearest":
+        raise call.error(f"mode={mode!r} is not supported (only 'nearest')")
+    node = ctx.node(x, call.layer)
+    shape = ctx.builder.shape(node)
+    n = len(shape) - 1
+    if size is not None:
+        sizes = np.broadcast_to(np.asarray(size), (n,))
+        if any(int(o) % int(i) for o, i in zip(sizes, shape[1:])):
+            raise call.error(f"size={size} is not an integer multiple of the input's spatial shape {shape[1:]}")
+        scale = tuple(int(o) // int(i) for o, i in zip(sizes, shape[1:]))
+    else:
+        f = np.broadcast_to(np.asarray(scale_factor, dtype=np.float64), (n,))
+        if np.any(f != np.round(f)) or np.any(f < 1):
+            raise call.error(f"scale_factor={scale_factor} must be a positive integer")
+        scale = tuple(int(a) for a in f)
+    return Tensor(ctx.builder.upsample(node, scale, name=call.name))
+
+
+def _upsample_module(ctx, call, m, x):
+    return _upsample(ctx, call, x, m.size, m.scale_factor, m.mode, m.align_corners)
+
+
+# --------------------------------------------------------------------------- functions by table
+
+#: Table entries when ``activation_type`` gives none for the layer: ``[0, 1)`` / ``[-1, 1)`` in
+#: steps of 2^-8 and 2^-7, rounded, saturating.
+DEFAULT_ACTIVATION_TYPES = {"sigmoid": "ufixed<8,0,RND,SAT>", "tanh": "fixed<8,1,RND,SAT>"}
+
+
+def _table_input(ctx, call: Call, node: str) -> str:
+    t = ctx.type_for("table_input_type", call.layer, required=False)
+    return node if t is None else ctx.builder.quantize(node, t, name=f"{call.name}_in")
+
+
+def table_function(ctx, call: Call, x, function: str) -> Tensor:
+    """``function(x)`` as a lookup table over the input's codes, entries in the layer's
+    ``activation_type``; ``table_input_type`` first narrows a too-wide input."""
+    node = _table_input(ctx, call, ctx.node(x, call.layer))
+    t = ctx.type_for("activation_type", call.layer, required=False) or DEFAULT_ACTIVATION_TYPES.get(function)
+    if t is None:
+        raise call.error(f"needs activation_type for the entries of its {function} table, e.g. "
+                         "activation_type='fixed<8,3,RND,SAT>'")
+    try:
+        return Tensor(ctx.builder.lookup(node, function, t, name=call.name))
+    except GraphError as e:
+        raise call.error(f"{e}; pass table_input_type='fixed<...>' (or {{{call.layer!r}: ...}}) to quantize the "
+                         "table's input") from None
+
+
+def _table_fn(function: str):
+    def handler(ctx, call, input, *args, **kwargs):
+        return table_function(ctx, call, input, function)
+    return handler
+
+
+def _table_module(function: str):
+    def handler(ctx, call, m, x):
+        return table_function(ctx, call, x, function)
+    return handler
+
+
+def softmax(ctx, call: Call, x, dim) -> Tensor:
+    """Softmax by tables (see :mod:`rtl4ml.graph.composite`); ``activation_type`` is its output type."""
+    if dim is None:
+        raise call.error("needs dim= (the class axis, e.g. dim=1)")
+    node = ctx.node(x, call.layer)
+    ax = _axis(call, dim, len(ctx.builder.shape(node)) + 1)
+    t = ctx.type_for("activation_type", call.layer, required=False)
+    try:
+        return Tensor(softmax_nodes(ctx.builder, node, ax, name=call.name, out_type=t))
+    except GraphError as e:
+        raise call.error(str(e)) from None
+
+
+def _softmax_fn(ctx, call, input, dim=None, _stacklevel=3, dtype=None):
+    return softmax(ctx, call, input, dim)
+
+
+def _softmax_module(ctx, call, m, x):
+    return softmax(ctx, call, x, m.dim)
+
+
 # --------------------------------------------------------------------------- tables
 
 #: ``module class (the one defining forward) -> handler(ctx, call, module, *args, **kwargs)``
@@ -700,6 +912,14 @@ MODULES: dict[type, Callable] = {
     nn.Unflatten: _unflatten_module,
     nn.Hardtanh: _hardtanh_module,      # and ReLU6
     nn.LeakyReLU: _leaky_relu_module,
+    nn.Conv1d: _conv_module, nn.Conv2d: _conv_module,
+    nn.MaxPool1d: _pool_module("max", 1), nn.MaxPool2d: _pool_module("max", 2),
+    nn.AvgPool1d: _pool_module("avg", 1), nn.AvgPool2d: _pool_module("avg", 2),
+    nn.AdaptiveAvgPool1d: _adaptive_module("avg", 1), nn.AdaptiveAvgPool2d: _adaptive_module("avg", 2),
+    nn.AdaptiveMaxPool1d: _adaptive_module("max", 1), nn.AdaptiveMaxPool2d: _adaptive_module("max", 2),
+    nn.Upsample: _upsample_module,
+    nn.Sigmoid: _table_module("sigmoid"), nn.Tanh: _table_module("tanh"), nn.SiLU: _table_module("silu"),
+    nn.GELU: _table_module("gelu"), nn.Softmax: _softmax_module,
     **{cls: _passthrough_module for cls in (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
                                             nn.AlphaDropout, nn.FeatureAlphaDropout)},
 }
@@ -721,6 +941,17 @@ FUNCTIONS: dict[Callable, Callable] = {
     torch.relu: _relu, F.relu: _relu, F.relu6: _relu6, F.hardtanh: _hardtanh, F.leaky_relu: _leaky_relu,
     torch.clamp: _clamp, torch.clip: _clamp,
     F.linear: _linear,
+    F.conv1d: _conv_fn, F.conv2d: _conv_fn,
+    F.max_pool1d: _pool_fn("max", 1), F.max_pool2d: _pool_fn("max", 2),
+    F.avg_pool1d: _pool_fn("avg", 1), F.avg_pool2d: _pool_fn("avg", 2),
+    F.adaptive_avg_pool1d: lambda ctx, call, input, output_size: _adaptive(ctx, call, input, output_size, "avg", 1),
+    F.adaptive_avg_pool2d: lambda ctx, call, input, output_size: _adaptive(ctx, call, input, output_size, "avg", 2),
+    F.interpolate: _upsample,
+    torch.sigmoid: _table_fn("sigmoid"), F.sigmoid: _table_fn("sigmoid"), torch.tanh: _table_fn("tanh"),
+    F.tanh: _table_fn("tanh"), F.silu: _table_fn("silu"), F.gelu: _table_fn("gelu"), torch.exp: _table_fn("exp"),
+    torch.sqrt: _table_fn("sqrt"), torch.log: _table_fn("log"), torch.sin: _table_fn("sin"),
+    torch.cos: _table_fn("cos"), torch.reciprocal: _table_fn("reciprocal"), torch.rsqrt: _table_fn("rsqrt"),
+    torch.softmax: _softmax_fn, F.softmax: _softmax_fn,
     F.dropout: _dropout,
     torch.sum: _sum, torch.mean: _mean, torch.amax: _amax("max"), torch.amin: _amax("min"),
     torch.cat: _concat, torch.concat: _concat, torch.concatenate: _concat, torch.stack: _stack,
@@ -738,6 +969,9 @@ METHODS: dict[str, Callable] = {
     "maximum": _extremum("maximum"), "minimum": _extremum("minimum"), "max": _MAX, "min": _MIN,
     "relu": _relu, "relu_": _relu, "clamp": _clamp, "clip": _clamp, "clamp_": _clamp,
     "sum": _sum, "mean": _mean, "amax": _amax("max"), "amin": _amax("min"),
+    "sigmoid": _table_fn("sigmoid"), "tanh": _table_fn("tanh"), "exp": _table_fn("exp"), "sqrt": _table_fn("sqrt"),
+    "log": _table_fn("log"), "sin": _table_fn("sin"), "cos": _table_fn("cos"), "reciprocal": _table_fn("reciprocal"),
+    "rsqrt": _table_fn("rsqrt"), "softmax": _softmax_fn,
     "view": _view, "reshape": _view, "flatten": _flatten, "unflatten": _unflatten, "permute": _permute,
     "transpose": _transpose, "swapaxes": _transpose, "swapdims": _transpose,
     "unsqueeze": _unsqueeze, "squeeze": _squeeze, "size": _size_or_pending, "dim": _dim,

@@ -18,6 +18,11 @@ from ..fixed import (FixedPointError, FixedType, FixedTypeArray, WidthError, as_
 from .ops import (OP_REGISTRY, Add, Affine, Concat, Constant, Dense, GraphError, Input, Maximum, Minimum, Mul, Op,
                   Quantize, Reduce, ReLU, Reshape, Slice, Sub, Transpose)
 from .tensor import TensorType
+from .ops.conv import Conv
+from .ops.lookup import MAX_TABLE_BITS, LookupTable, output_types, resolve_function
+from .ops.arith import Square
+from .ops.pool import Pool, Upsample
+from .ops.reduce import Argmax
 
 
 def as_int64(v: np.ndarray) -> np.ndarray:
@@ -349,6 +354,37 @@ class GraphBuilder:
     def concat(self, xs: Sequence[str], axis: int = -1, name: str = "concat") -> str:
         nd = len(self.shape(xs[0]))
         return self.node(Concat(axis % nd if nd else 0), tuple(xs), name)
+
+    def conv(self, x: str, weight, bias, stride=1, padding=0, dilation=1, groups: int = 1, name: str = "conv",
+             weight_type=None, bias_type=None) -> str:
+        """Convolution of ``x`` (C_in, *spatial) with ``weight`` (C_out, C_in/groups, *kernel)."""
+        return self.node(self._op(lambda: Conv(weight, bias, stride, padding, dilation, groups, weight_type,
+                                               bias_type), name), (x,), name)
+
+    def pool(self, x: str, reduction: str, kernel, stride=None, padding=0, dilation=1, name: str = "pool") -> str:
+        """Max or sum over windows of ``kernel`` per channel (``stride`` defaults to the kernel)."""
+        kernel = (kernel,) * (len(self.shape(x)) - 1) if np.isscalar(kernel) else tuple(kernel)
+        return self.node(self._op(lambda: Pool(reduction, kernel, () if stride is None else stride, padding,
+                                               dilation), name), (x,), name)
+
+    def square(self, x: str, name: str = "square") -> str:
+        return self.node(Square(), (x,), name)
+
+    def argmax(self, x: str, axis: int = -1, name: str = "argmax") -> str:
+        return self.node(Argmax(axis), (x,), name)
+
+    def upsample(self, x: str, scale, name: str = "upsample") -> str:
+        scale = (scale,) * (len(self.shape(x)) - 1) if np.isscalar(scale) else tuple(scale)
+        return self.node(self._op(lambda: Upsample(scale), name), (x,), name)
+
+    def lookup(self, x: str, fn, out_type, name: str | None = None, max_bits: int = MAX_TABLE_BITS) -> str:
+        """``fn(x)`` (a name in :data:`~rtl4ml.graph.ops.lookup.FUNCTIONS` or a vectorized
+        Python function) as a table over ``x``'s codes, entries quantized to ``out_type``."""
+        f, fname = resolve_function(fn)
+        name = name or fname
+        op = self._op(lambda: LookupTable(fname, output_types(out_type, self.shape(x)),
+                                          None if isinstance(fn, str) else f, None, max_bits), name)
+        return self.node(op, (x,), name)
 
     def build(self, outputs: Sequence[str] | str) -> Graph:
         outputs = [outputs] if isinstance(outputs, str) else list(outputs)

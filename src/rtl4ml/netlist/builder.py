@@ -182,6 +182,14 @@ class NetlistBuilder:
             return self.const_mul(a, wb.lo, wb.fraction)
         return self.emit(Mul, (a, b))
 
+    def square(self, a: int) -> int:
+        """``a * a``, typed as the non-negative interval it is."""
+        w = self.wire(a)
+        if w.is_const:
+            return self.const(w.lo * w.lo, 2 * w.fraction)
+        sq = (w.lo * w.lo, w.hi * w.hi)
+        return self.emit(Mul, (a, a), wire=Wire(0 if w.lo <= 0 <= w.hi else min(sq), max(sq), 2 * w.fraction))
+
     def const_mul(self, a: int, code: int, fraction: int) -> int:
         """``a * code * 2**-fraction`` as a canonical-signed-digit adder tree (exact widths)."""
         if code == 0:

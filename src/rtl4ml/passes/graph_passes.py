@@ -13,13 +13,14 @@ Graph outputs keep their names: a pass never removes or renames an output node.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
 
 from ..fixed import FixedPointError, FixedType, FixedTypeArray, saturate_bounds
 from ..graph.graph import Graph, Node
-from ..graph.ops import Affine, Concat, Constant, Dense, Input, Quantize, ReLU, Reshape, Slice, Transpose
+from ..graph.ops import Affine, Concat, Constant, Conv, Dense, Input, Quantize, ReLU, Reshape, Slice, Transpose
 
 Pass = Callable[[Graph], "tuple[Graph, bool]"]
 
@@ -68,25 +69,50 @@ def _last_axis_vector(p: np.ndarray, n: int) -> np.ndarray | None:
     return v if len(v) == n else None
 
 
+def _channel_vector(p: np.ndarray, n: int, ndim: int) -> np.ndarray | None:
+    """``p`` as a vector over the first (channel) axis of a tensor of ``ndim`` axes, if it
+    only varies along it (a BatchNorm after a convolution: shape ``(C, 1, ..)``)."""
+    if p.ndim > ndim or (p.ndim == ndim and any(s != 1 for s in p.shape[1:])) or (0 < p.ndim < ndim and p.size > 1):
+        return None
+    v = p.reshape(-1)
+    if len(v) == 1:
+        return np.full(n, v[0])
+    return v if len(v) == n else None
+
+
+def _folded(op, affine: Affine, ndim: int):
+    """``op`` (a Dense or Conv with pending weight quantization) with ``affine`` after it
+    folded in, or None when the affine does not act per output feature / channel."""
+    if isinstance(op, Dense):
+        n = op.weight.shape[1]
+        s, t = _last_axis_vector(affine.scale, n), _last_axis_vector(affine.shift, n)
+        if s is None or t is None:
+            return None
+        return Dense(op.weight * s[None, :], op.bias * s + t, op.weight_type, op.bias_type)
+    n = op.weight.shape[0]
+    s, t = _channel_vector(affine.scale, n, ndim), _channel_vector(affine.shift, n, ndim)
+    if s is None or t is None:
+        return None
+    return replace(op, weight=op.weight * s.reshape((n,) + (1,) * (op.weight.ndim - 1)), bias=op.bias * s + t)
+
+
 def fold_batchnorm(graph: Graph) -> tuple[Graph, bool]:
-    """An Affine whose only input is a Dense with pending weight quantization (and no other
-    reader) becomes part of that Dense: ``W * scale``, ``b * scale + shift`` in float64."""
+    """An Affine whose only input is a Dense or Conv with pending weight quantization (and no
+    other reader) becomes part of it: ``W * scale``, ``b * scale + shift`` in float64."""
     readers = graph.readers()
-    fold: dict[str, tuple[str, Dense]] = {}   # affine node -> (dense node, folded op)
+    types = graph.types
+    fold: dict[str, tuple[str, Dense | Conv]] = {}   # affine node -> (layer node, folded op)
     for n in graph.nodes:
         if not isinstance(n.op, Affine):
             continue
         src = graph[n.inputs[0]]
-        if not isinstance(src.op, Dense) or src.op.weight_type is None:
+        if not isinstance(src.op, (Dense, Conv)) or src.op.weight_type is None:
             continue
         if readers[src.name] != [n.name] or src.name in graph.outputs:
             continue
-        n_out = src.op.weight.shape[1]
-        s, t = _last_axis_vector(n.op.scale, n_out), _last_axis_vector(n.op.shift, n_out)
-        if s is None or t is None:
-            continue
-        d = src.op
-        fold[n.name] = (src.name, Dense(d.weight * s[None, :], d.bias * s + t, d.weight_type, d.bias_type))
+        op = _folded(src.op, n.op, types[src.name].ndim)
+        if op is not None:
+            fold[n.name] = (src.name, op)
     if not fold:
         return graph, False
     folded_dense = {dense: affine for affine, (dense, _) in fold.items()}

@@ -166,3 +166,30 @@ class Minimum(_Extremum):
 
     def lower_element(self, nl, a, b):
         return nl.minimum(a, b)
+
+
+@dataclass(frozen=True)
+class Square(Op):
+    """``x * x``: a multiplier whose result is known to be non-negative, so it is one bit
+    narrower than a product of two independent operands of the same range (squared errors)."""
+
+    kind = "square"
+
+    def infer(self, inputs):
+        (x,) = inputs
+        a, b = x.lo * x.lo, x.hi * x.hi
+        lo = np.where((x.lo <= 0) & (x.hi >= 0), 0, np.minimum(a, b))
+        return TensorType(lo, np.maximum(a, b), 2 * x.fraction)
+
+    def emulator(self, in_types, out_type):
+        return lambda inputs: inputs[0] * inputs[0]
+
+    def lower(self, nl, inputs, in_types, out_type) -> np.ndarray:
+        return wire_array([nl.square(int(w)) for w in inputs[0].flat], out_type.shape)
+
+    def to_json(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Square":
+        return cls()

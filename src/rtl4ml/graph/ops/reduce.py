@@ -85,3 +85,58 @@ def _tree(combine, wires: list[int]) -> int:
         wires = [combine(wires[i], wires[i + 1]) for i in range(0, len(wires) - 1, 2)] + \
                 ([wires[-1]] if len(wires) % 2 else [])
     return wires[0]
+
+
+@dataclass(frozen=True)
+class Argmax(Op):
+    """The index of the largest element along ``axis`` (the first one on ties, as numpy):
+    a classifier's decision without its softmax, which is monotonic and so never changes it.
+    A tournament of comparators carries each winner's value and index."""
+
+    axis: int = -1
+    kind = "argmax"
+
+    def _axis(self, x: TensorType) -> int:
+        if not -x.ndim <= self.axis < x.ndim:
+            raise GraphError(f"argmax over axis {self.axis} of a tensor of shape {x.shape}")
+        return self.axis % x.ndim
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (x,) = inputs
+        ax = self._axis(x)
+        shape = x.shape[:ax] + x.shape[ax + 1:]
+        return TensorType(np.zeros(shape, dtype=object), np.full(shape, x.shape[ax] - 1, dtype=object), 0)
+
+    def emulator(self, in_types, out_type):
+        (x,) = in_types
+        ax = self._axis(x) + 1
+        f = x.fraction.max()
+        check_aligned_width([x], np.full(x.shape, f), "argmax")
+        up = f - x.fraction
+        return lambda inputs: np.argmax(np.left_shift(inputs[0].astype(np.int64), up), axis=ax).astype(np.int64)
+
+    def lower(self, nl, inputs, in_types, out_type) -> np.ndarray:
+        (x,) = in_types
+        ax = self._axis(x)
+        rows = np.moveaxis(inputs[0], ax, -1).reshape(-1, x.shape[ax])
+        out = []
+        for r in rows:
+            cands = [(int(w), nl.const(i, 0)) for i, w in enumerate(r)]
+            while len(cands) > 1:   # the later candidate wins only if strictly larger: first index on ties
+                nxt = []
+                for (va, ia), (vb, ib) in zip(cands[::2], cands[1::2]):
+                    c = nl.compare("gt", vb, va)
+                    nxt.append((nl.select(c, vb, va), nl.select(c, ib, ia)))
+                cands = nxt + ([cands[-1]] if len(cands) % 2 else [])
+            out.append(cands[0][1])
+        return wire_array(out, out_type.shape)
+
+    def describe(self) -> str:
+        return f"argmax over axis {self.axis}"
+
+    def to_json(self) -> dict:
+        return {"axis": self.axis}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Argmax":
+        return cls(int(data.get("axis", -1)))
