@@ -11,8 +11,9 @@ from .lookup import LookupTable
 from .pool import Pool, Upsample
 from .reduce import Argmax, Reduce
 from .shape import Concat, Reshape, Slice, Transpose
+from .trees import TreeEnsemble
 
 __all__ = ["OP_REGISTRY", "GraphError", "Op", "Input", "Constant", "Dense", "ReLU", "Quantize", "Add", "Sub",
            "Mul", "Maximum", "Minimum", "Affine", "Reduce", "Reshape", "Transpose", "Slice", "Concat",
            "LookupTable", "Conv", "Pool", "Upsample",
-           "Square", "Argmax"]
+           "Square", "Argmax", "TreeEnsemble"]
