@@ -1,4 +1,4 @@
-"""The ``rtl4ml`` command line: convert, verify, estimate, report, demo.
+"""The ``rtl4ml`` command line: convert, verify, estimate, report, demo, sweep.
 
 Errors are reported in one line (set ``RTL4ML_DEBUG=1`` for the traceback), warnings too
 (``rtl4ml convert: warning: ...``). Every command accepts either a saved design (a folder
@@ -20,6 +20,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .sweep.cli import EXAMPLES as SWEEP_EXAMPLES
 
 
 class CLIError(Exception):
@@ -269,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--synth", action="store_true", help="also run Yosys (minutes for large designs; cached)")
     r.add_argument("--no-verify", action="store_true", help="skip the Verilator simulation of the inputs")
     r.set_defaults(func=cmd_report)
+    from .sweep.cli import add_parser as add_sweep_parser
+    add_sweep_parser(sub)
     _add_global_flags(p, sub)
     return p
 
@@ -307,6 +311,7 @@ EXAMPLES = {
         ("the whole flow on the shipped jets (a few minutes)", "rtl4ml demo"),
         ("a quick run without synthesis, into ./demo", "rtl4ml demo --fast --no-synth -o demo"),
     ],
+    "sweep": SWEEP_EXAMPLES,
 }
 
 
