@@ -6,9 +6,10 @@ ONNX) shares them.
 
 Softmax, for ``n`` values along an axis (every step is a table or exact arithmetic):
 
-1. ``d = x - max(x)`` (exact, ``d <= 0``), quantized to ``input_type`` (rounds to nearest and
-   saturates: values below its minimum ``-R`` become ``-R``);
-2. ``e = exp(d)`` by a table with entries in ``exp_type`` (``e = 1`` exactly for the maximum);
+1. ``v = max(x) - x`` (exact, and ``v >= 0``, which a ReLU tells the interval analysis at
+   the cost of a few gates: the table then covers half the codes), quantized to the unsigned
+   ``input_type`` (rounds to nearest and saturates: values above its maximum ``R`` become ``R``);
+2. ``e = exp(-v)`` by a table with entries in ``exp_type`` (``e = 1`` exactly for the maximum);
 3. ``s = sum(e)`` (exact), quantized to ``sum_type``;
 4. ``r = 1 / s`` by a table in ``recip_type``;
 5. ``y = e * r`` quantized to ``out_type``.
@@ -35,9 +36,9 @@ def softmax_types(n: int, input_type=None, exp_type=None, sum_type=None, recip_t
     """The default types of a softmax over ``n`` values, with any given ones in their place."""
     int_bits = max(1, math.ceil(math.log2(n + 1)))
     return {
-        "input_type": _t(input_type or "fixed<10,4,RND,SAT>"),       # [-8, 0] in steps of 2^-6: 513 entries
+        "input_type": _t(input_type or "ufixed<9,3,RND,SAT>"),       # [0, 8) in steps of 2^-6: 512 entries
         "exp_type": _t(exp_type or "ufixed<10,1,RND,SAT>"),          # [0, 1] in steps of 2^-9
-        "sum_type": _t(sum_type or f"ufixed<{int_bits + 7},{int_bits},RND,SAT>"),
+        "sum_type": _t(sum_type or f"ufixed<{min(int_bits + 7, 12)},{int_bits},RND,SAT>"),   # a 12-bit table at most
         "recip_type": _t(recip_type or "ufixed<10,1,RND,SAT>"),
         "out_type": _t(out_type or "ufixed<8,0,RND,SAT>"),
     }
@@ -54,7 +55,7 @@ def softmax_error_bound(n: int, **types) -> float:
 
     With ``E_i = exp(d_i)`` and ``S = sum E_i >= 1`` (the maximum contributes 1): the table
     input's rounding changes ``E_i`` by a factor within ``1 ± a``, ``a = exp(h_d) - 1``; each
-    entry adds at most ``h_e``, and clipping at ``-R`` at most ``exp(-R)``, so ``e_i`` is within
+    entry adds at most ``h_e``, and saturation at ``R`` at most ``exp(-R)``, so ``e_i`` is within
     ``a E_i + c`` of ``E_i`` (``c = h_e + exp(-R)``) and ``s`` within ``a S + n c + h_s`` of ``S``.
     Then ``|e_i / s - E_i / S| <= (2 a S + (n + 1) c + h_s) / (S (1 - a) - n c - h_s)``, largest at
     ``S = 1``; the reciprocal's entry adds ``e_i h_r`` and the output rounding ``h_o`` (``h_x``:
@@ -63,7 +64,7 @@ def softmax_error_bound(n: int, **types) -> float:
     t = softmax_types(n, **types)
     h_d, h_e, h_s, h_r = (_half_step(t[k]) for k in ("input_type", "exp_type", "sum_type", "recip_type"))
     h_o = 2.0 ** -t["out_type"].fraction    # rounding, or saturation just below 1
-    R = -float(t["input_type"].min_value)
+    R = float(t["input_type"].max_value)
     a = math.expm1(h_d)
     c = h_e + math.exp(-R)
     denom = 1 - a - n * c - h_s
@@ -81,8 +82,8 @@ def softmax(g, x: str, axis: int = -1, name: str = "softmax", argmax_only: bool 
         return g.argmax(x, ax, name=f"{name}_argmax")
     t = softmax_types(shape[ax], **types)
     m = g.reduce(x, "max", ax, keepdims=True, name=f"{name}_max")
-    d = g.quantize(g.sub(x, m, name=f"{name}_shift"), t["input_type"], shape, name=f"{name}_d")
-    e = g.lookup(d, "exp", t["exp_type"], name=f"{name}_exp")
+    v = g.relu(g.sub(m, x, name=f"{name}_shift"), name=f"{name}_nonneg")
+    e = g.lookup(g.quantize(v, t["input_type"], shape, name=f"{name}_v"), "exp_neg", t["exp_type"], name=f"{name}_exp")
     s = g.quantize(g.reduce(e, "sum", ax, keepdims=True, name=f"{name}_sum"), t["sum_type"],
                    shape[:ax] + (1,) + shape[ax + 1:], name=f"{name}_sum_q")
     r = g.lookup(s, "reciprocal", t["recip_type"], name=f"{name}_recip")

@@ -43,6 +43,7 @@ FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "tanh": np.tanh,
     "exp": np.exp,
+    "exp_neg": lambda x: np.exp(-x),
     "log": np.log,
     "reciprocal": lambda x: 1.0 / x,
     "sqrt": np.sqrt,
@@ -211,8 +212,12 @@ class LookupTable(Op):
         for idx, w in zip(np.ndindex(*t.which.shape), inputs[0].flat):
             k = int(t.which[idx])
             wire = nl.wire(int(w))
-            a, b = wire.lo - t.starts[k], wire.hi - t.starts[k]
-            out.append(nl.lookup(int(w), t.tables[k][a:b + 1], t.out_fractions[k]))
+            up = t.in_fractions[k] - wire.fraction    # the netlist may carry the value with fewer bits
+            if up < 0:
+                raise GraphError(f"{self.function} table of element {idx}: its input wire has {wire.fraction} "
+                                 f"fraction bits, more than the {t.in_fractions[k]} the table was made for")
+            entries = [t.tables[k][(c << up) - t.starts[k]] for c in range(wire.lo, wire.hi + 1)]
+            out.append(nl.lookup(int(w), entries, t.out_fractions[k]))
         return wire_array(out, t.which.shape)
 
     def describe(self) -> str:
