@@ -114,4 +114,4 @@ def fold_batchnorm_params(weight, bias, bn, mean, var):
     beta = bn.bias.to(weight.dtype) if bn.affine else torch.zeros_like(mean)
     scale = gamma / torch.sqrt(var + bn.eps)
     b0 = bias if bias is not None else torch.zeros_like(mean)
-    return weight * scale[:, None], (b0 - mean) * scale + beta
+    return weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1)), (b0 - mean) * scale + beta

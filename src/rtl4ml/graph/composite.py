@@ -27,7 +27,8 @@ import numpy as np
 from ..fixed import FixedType, parse_type
 
 
-def _t(t) -> FixedType:
+def _t(t):
+    """A type string as a FixedType; FixedTypes and per-element FixedTypeArrays as they are."""
     return parse_type(t) if isinstance(t, str) else t
 
 

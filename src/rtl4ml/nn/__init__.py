@@ -22,13 +22,17 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("rtl4ml.nn needs torch: pip install torch==2.13.0 'rtl4ml[torch]'") from e
 
 from .calibrate import calibrate, check_calibrated, init_lazy, parameter_digest
+from .conv import QAvgPool1d, QAvgPool2d, QConv1d, QConv2d, QMaxPool1d, QMaxPool2d
 from .layers import QActivation, QInput, QLinear, QReLU
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
+from .tables import QSigmoid, QSoftmax, QTable, QTanh
 from .resources import BetaScheduler, LayerCost, bit_parameters, bit_penalty, ebops, layer_costs, ordered_layers
 from .utils import fold_batchnorm, from_float
 
 __all__ = [
     "QInput", "QLinear", "QReLU", "QActivation",
+    "QConv1d", "QConv2d", "QMaxPool1d", "QMaxPool2d", "QAvgPool1d", "QAvgPool2d",
+    "QTable", "QSigmoid", "QTanh", "QSoftmax",
     "ActivationQuantizer", "WeightQuantizer", "QuantizerError",
     "ebops", "bit_penalty", "bit_parameters", "layer_costs", "LayerCost", "BetaScheduler", "ordered_layers",
     "calibrate", "check_calibrated", "parameter_digest",

@@ -64,8 +64,8 @@ def _as_tensor(x) -> torch.Tensor:
         if a.dtype.kind not in "fiub":
             raise QuantizerError(f"calibration data must be numeric, got dtype {a.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(a))
-    if t.ndim != 2:
-        raise QuantizerError(f"calibration data must have shape (N, features), got {tuple(t.shape)}")
+    if t.ndim < 2:
+        raise QuantizerError(f"calibration data must have shape (N, features...), got {tuple(t.shape)}")
     if t.shape[0] == 0:
         raise QuantizerError("calibration data is empty")
     t = t.to(torch.float64)

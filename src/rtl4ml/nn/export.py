@@ -10,8 +10,11 @@ for bit. This module knows the Graph and the export context, never the torch fro
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..graph import Graph
-from ..graph.ops import Affine
+from ..graph.composite import softmax
+from ..graph.ops import Affine, Dense, GraphError
 from ..torch_common import ConversionError, ExportContext, check_finite
 from .calibrate import check_calibrated, parameter_digest
 from .quantizer import QuantizerError
@@ -92,13 +95,76 @@ def export_linear(layer, ctx: ExportContext, name: str, inputs: list) -> str:
 def _check_linear(graph: Graph, node: str, layer: str) -> None:
     if node not in graph:
         return
+    kind = "QLinear" if isinstance(graph[node].op, Dense) else "QConv1d/QConv2d"
     for n in graph.nodes:
         if isinstance(n.op, Affine) and node in n.inputs:
             raise ConversionError(
-                f"layer {n.name!r} (a BatchNorm) follows QLinear {layer!r}, whose weights were quantized without it; "
-                "build that layer as qnn.QLinear(..., batchnorm=True) so the folded weights are quantized in "
+                f"layer {n.name!r} (a BatchNorm) follows {kind} {layer!r}, whose weights were quantized without it; "
+                f"build that layer as qnn.{kind}(..., batchnorm=True) so the folded weights are quantized in "
                 "training (or call rtl4ml.nn.fold_batchnorm(model), then calibrate again)")
     check_float64_exact(graph, node, layer)
+
+
+def export_conv(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    """QConv1d / QConv2d: a Conv with the exact quantized (BatchNorm-folded) weights and bias."""
+    value = _one(inputs, name, layer)
+    cls = type(layer).__name__
+    entries = ctx.type_entries(name)
+    if entries:
+        raise ConversionError(f"{entries[0]} for layer {name!r} does not apply: a {cls}'s weights are quantized by "
+                              "training; remove the entry")
+    x = ctx.node(value, name, advice=f"layer {name!r} ({cls}) has no input quantizer: start the model with "
+                 "qnn.QInput((C, ...)) (or pass input_type= and input_shape=)")
+    try:
+        w, b = layer.export_params()
+    except QuantizerError as e:
+        raise ConversionError(f"layer {name!r} ({cls}): {e}") from None
+    check_finite(w, name, f"{cls} weight")
+    check_finite(b, name, f"{cls} bias")
+    try:
+        node = ctx.builder.conv(x, w, b, layer.stride, layer.padding, layer.dilation, layer.groups,
+                                name=name or "conv")
+    except GraphError as e:
+        raise ConversionError(f"layer {name!r} ({cls}): {e}") from None
+    ctx.add_check(lambda g: _check_linear(g, node, name))
+    return node
+
+
+def export_maxpool(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    x = ctx.node(_one(inputs, name, layer), name)
+    return ctx.builder.pool(x, "max", layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                            name=name or "maxpool")
+
+
+def export_avgpool(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    """The window sum, then the exact (already quantized) ``1/count``."""
+    x = ctx.node(_one(inputs, name, layer), name)
+    s = ctx.builder.pool(x, "sum", layer.kernel_size, layer.stride, layer.padding, name=f"{name or 'avgpool'}_sum")
+    return ctx.builder.affine(s, np.array(layer.scale), np.array(0.0), name=name or "avgpool")
+
+
+def export_table(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    """QTable / QSigmoid / QTanh: a LookupTable whose entries are quantized to the trained types."""
+    x = ctx.node(_one(inputs, name, layer), name)
+    types = activation_types(ctx, name, layer)
+    if ctx.builder.shape(x) != types.shape:
+        raise ConversionError(f"layer {name!r} ({type(layer).__name__}) has types of shape {types.shape} but "
+                              f"receives a tensor of shape {ctx.builder.shape(x)}")
+    try:
+        return ctx.builder.lookup(x, layer.function, types, name=name or layer.function)
+    except GraphError as e:
+        raise ConversionError(f"layer {name!r} ({type(layer).__name__}): {e}; put a qnn.QActivation with fewer "
+                              "bits in front of it") from None
+
+
+def export_softmax(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    x = ctx.node(_one(inputs, name, layer), name)
+    types = activation_types(ctx, name, layer)
+    ax = layer.dim - 1 if layer.dim > 0 else layer.dim     # graph shapes exclude the batch
+    try:
+        return softmax(ctx.builder, x, ax, name=name or "softmax", out_type=types, **layer.types)
+    except GraphError as e:
+        raise ConversionError(f"layer {name!r} (QSoftmax): {e}") from None
 
 
 def sum_bound_bits(graph: Graph, node: str) -> int:
@@ -116,6 +182,6 @@ def check_float64_exact(graph: Graph, node: str, layer: str) -> None:
     bits = sum_bound_bits(graph, node)
     if bits > FLOAT64_EXACT_BITS:
         raise ConversionError(
-            f"layer {layer!r} (QLinear): its sums need {bits} bits, more than the {FLOAT64_EXACT_BITS} that "
+            f"layer {layer!r} ({'QLinear' if isinstance(graph[node].op, Dense) else 'QConv'}): its sums need {bits} bits, more than the {FLOAT64_EXACT_BITS} that "
             "float64 holds exactly, so the model's forward pass could differ from the hardware; narrow its "
             "input or weight types (e.g. lower f_bounds) or add a quantizer in front of it")

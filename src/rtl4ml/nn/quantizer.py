@@ -235,11 +235,13 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
     (initialised from the first training batch unless ``init_i`` is given), clipped values get
     a gradient on ``i``.
 
-    ``size`` may be ``None``: the per-element parameters are then created at the first
-    forward pass (run one before building the optimizer).
+    ``size`` is the number of features, or the shape of one sample (``(C, H, W)`` for a
+    feature map; ``granularity="channel"`` then means one type per channel, axis 0). It may
+    be ``None``: the per-element parameters are then created at the first forward pass (run
+    one before building the optimizer).
     """
 
-    def __init__(self, size: int | None = None, *, granularity: str = "element", init_f: float = 6.0,
+    def __init__(self, size: int | Sequence[int] | None = None, *, granularity: str = "element", init_f: float = 6.0,
                  rounding: str = "TRN", overflow: str = "WRAP", signed: bool | None = None,
                  init_i: float | None = None, f_bounds: tuple[float, float] = (-16, 24),
                  i_bounds: tuple[float, float] = (-16, 32)) -> None:
@@ -257,7 +259,9 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         self.init_i = None if init_i is None else float(init_i)
         self.f_bounds = (float(f_bounds[0]), float(f_bounds[1]))
         self.i_bounds = (float(i_bounds[0]), float(i_bounds[1]))
-        self.size = None if size is None else int(size)
+        self.shape: tuple[int, ...] | None = None if size is None else (
+            (int(size),) if isinstance(size, (int, np.integer)) else tuple(int(v) for v in size))
+        self.size = None if self.shape is None else int(np.prod(self.shape))
         self.calibrating = False
         self._last_range: tuple[torch.Tensor, torch.Tensor] | None = None
         self._cal_acc: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -268,7 +272,7 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
             self.f = UninitializedParameter()
             self.i = UninitializedParameter() if self.saturating else None
         else:
-            self._materialize(self.size)
+            self._materialize(self.shape)
         self.register_buffer("calibrated", torch.tensor(False))
         self.register_buffer("calib_digest", torch.tensor(0, dtype=torch.int64))
         self.register_buffer("i_ready", torch.tensor(self.init_i is not None))
@@ -284,8 +288,9 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         """WRAP quantizers take their integer bits, and auto-signed ones their sign, from data."""
         return not self.saturating or self.signed is None
 
-    def _materialize(self, size: int) -> None:
-        shape = param_shape((size,), self.granularity)
+    def _materialize(self, sample: tuple[int, ...]) -> None:
+        shape = param_shape(sample, self.granularity)
+        size = int(np.prod(sample))
         if isinstance(getattr(self, "f", None), UninitializedParameter):
             self.f.materialize(shape)
             with torch.no_grad():
@@ -302,11 +307,12 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         else:
             self.i = None
         self.size = size
+        self.shape = tuple(sample)
         self.cal_lo = torch.zeros(size, dtype=torch.int64, device=self.cal_lo.device)
         self.cal_hi = torch.zeros(size, dtype=torch.int64, device=self.cal_hi.device)
 
     def extra_repr(self) -> str:
-        return (f"size={self.size}, granularity={self.granularity!r}, rounding={self.rounding!r}, "
+        return (f"size={self.size if len(self.shape or ()) <= 1 else self.shape}, granularity={self.granularity!r}, rounding={self.rounding!r}, "
                 f"overflow={self.overflow!r}, signed={self.signed}")
 
     @property
@@ -314,13 +320,19 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         return self.size is not None and not isinstance(self.f, UninitializedParameter)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 2:
-            raise QuantizerError(f"expected activations of shape (batch, features), got {tuple(x.shape)}")
+        if x.ndim < 2:
+            raise QuantizerError(f"expected activations of shape (batch, features...), got {tuple(x.shape)}")
         if not self.initialized:
-            self._materialize(int(x.shape[1]))
+            self._materialize(tuple(int(v) for v in x.shape[1:]))
             self.to(device=x.device, dtype=x.dtype if x.is_floating_point() else None)
-        if x.shape[1] != self.size:
-            raise QuantizerError(f"quantizer for {self.size} features received {x.shape[1]}")
+        if tuple(x.shape[1:]) != self.shape:
+            if len(self.shape) == 1 and x.ndim == 2:
+                raise QuantizerError(f"quantizer for {self.size} features received {x.shape[1]}")
+            raise QuantizerError(f"quantizer for samples of shape {self.shape} received {tuple(x.shape[1:])}")
+
+    def _flat(self, t: torch.Tensor) -> torch.Tensor:
+        """A bit parameter (per element, channel or layer) as one value per element, flattened."""
+        return torch.broadcast_to(t, self.shape).reshape(-1)
 
     # ------------------------------------------------------------------ types
 
@@ -349,9 +361,9 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         """
         if lo is None:
             lo, hi = self.cal_range
-        fi = torch.broadcast_to(self.f_int().detach().to(torch.float64), (self.size,))
+        fi = self._flat(self.f_int().detach().to(torch.float64))
         if self.saturating:
-            ii = torch.broadcast_to(self.i_int().detach().to(torch.float64), (self.size,))
+            ii = self._flat(self.i_int().detach().to(torch.float64))
             signed = (lo < 0) if self.signed is None else torch.full((self.size,), bool(self.signed), device=fi.device)
             width = torch.clamp(signed.to(torch.float64) + ii + fi, min=0)
             return width, signed, fi
@@ -378,8 +390,8 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         w = width.cpu().numpy().astype(np.int64)
         integer = np.where(w > 0, w - s - f, -f)
         s = np.where(w > 0, s, False)
-        overflow = self.overflow
-        return FixedTypeArray(s, integer, f, self.rounding, overflow)
+        return FixedTypeArray(s.reshape(self.shape), integer.reshape(self.shape), f.reshape(self.shape),
+                              self.rounding, self.overflow)
 
     # ------------------------------------------------------------------ forward
 
@@ -401,10 +413,11 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
     def _init_i(self, x: torch.Tensor) -> None:
         """SAT integer bits from the first batch: enough to hold its largest magnitude."""
         with torch.no_grad():
-            m = x.detach().abs().amax(dim=0).to(torch.float64)
+            m = x.detach().abs().amax(dim=0).to(torch.float64).reshape(self.shape)
             i0 = torch.where(m > 0, torch.ceil(torch.log2(torch.clamp(m, min=1e-30))), torch.zeros_like(m))
-            if self.granularity != "element":
-                i0 = i0.max().reshape(self.i.shape)
+            axes = tuple(k for k, n in enumerate(self.i.shape) if n == 1 and self.shape[k] != 1)
+            if axes:
+                i0 = i0.amax(dim=axes, keepdim=True)
             self.i.copy_(torch.clamp(i0, *self.i_bounds).to(self.i.dtype))
             self.i_ready.fill_(True)
 
@@ -415,6 +428,11 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
+        if x.ndim > 2:       # feature maps: one element per (channel, position), flattened
+            return self._forward(x.reshape(len(x), -1)).reshape(x.shape)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.saturating and not bool(self.i_ready):
             if not self.training:
                 raise QuantizerError("a SAT quantizer without init_i must see a training batch before evaluation")
@@ -434,14 +452,14 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         elif not self.saturating:
             # Training (or not yet calibrated): WRAP types cover the batch, so nothing overflows.
             xc = x
-            fi = torch.broadcast_to(self.f_int().detach(), (self.size,)).to(xc.dtype)
+            fi = self._flat(self.f_int().detach()).to(xc.dtype)
             q = round_codes(xc.detach() * pow2(fi), self.rounding) * pow2(-fi)
             keep = None
         else:
             xc = x
             width, signed, fi = self.int_types(bmin, bmax)
             q, keep = self._quantize(xc, width, signed.to(xc.device), fi.to(xc.device), wrap=False)
-        fs = self.f_int().to(xc.dtype)
+        fs = self._flat(self.f_int()).to(xc.dtype)
         if keep is None:  # nothing clipped
             out = q + (xc - xc.detach()) + (fs - fs.detach()) * (-LN2 * (q - xc.detach()))
         else:
@@ -458,7 +476,7 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         The upper bound is ``2**i - 2**-f`` and a signed type's lower bound ``-2**i`` (an
         unsigned one's is 0, which ``i`` does not move).
         """
-        ii = self.i_int().to(x.dtype)
+        ii = self._flat(self.i_int()).to(x.dtype)
         mag = LN2 * pow2(ii.detach())
         one = torch.ones_like(q)
         sign = torch.where(x.detach() > 0, one, torch.where(signed, -one, torch.zeros_like(q)))
@@ -472,10 +490,10 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         evaluation, else from the last training batch."""
         if not self.initialized:
             raise QuantizerError("this quantizer has not seen data yet; run a forward pass first")
-        fi = torch.broadcast_to(self.f_int(), (self.size,))
+        fi = self._flat(self.f_int())
         use_cal = bool(self.calibrated) and not self.training
         if self.saturating:
-            ii = torch.broadcast_to(self.i_int(), (self.size,))
+            ii = self._flat(self.i_int())
             if self.signed is not None:
                 signed = torch.full((self.size,), bool(self.signed), device=fi.device)
             elif use_cal:

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from ..torch_common import export_class
-from .layers import QActivation, QLinear
+from .conv import _QAvgPool, _QConv, _QMaxPool
+from .layers import QLinear
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 
 _PASSTHROUGH = (nn.Identity, nn.Dropout, nn.Flatten)
@@ -54,14 +55,25 @@ class LayerCost:
 
 
 def _layer_terms(model: nn.Module):
-    """Yield (name, QLinear, input bits or None) in forward order."""
+    """Yield (name, QLinear or QConv, input bits or None) in forward order.
+
+    The bits of a layer's input come from the quantizer before it (a QActivation, a table's
+    output quantizer); pooling passes the largest bits of each window on, flattening keeps
+    them; any other layer in between makes them unknown.
+    """
     bits_in = None
     for name, m in ordered_layers(model):
-        if isinstance(m, QActivation):
-            bits_in = m.quantizer.bits()
-        elif isinstance(m, QLinear):
+        q = getattr(m, "quantizer", None)
+        if isinstance(q, ActivationQuantizer):
+            bits_in = q.bits().reshape(q.shape)
+        elif isinstance(m, (QLinear, _QConv)):
             yield name, m, bits_in
             bits_in = None
+        elif isinstance(m, (_QMaxPool, _QAvgPool)) and bits_in is not None:
+            fn = torch.nn.functional.max_pool1d if m.ndim == 1 else torch.nn.functional.max_pool2d
+            bits_in = fn(bits_in[None], m.kernel_size, m.stride, m.padding)[0]
+        elif isinstance(m, nn.Flatten) and bits_in is not None:
+            bits_in = bits_in.reshape(-1)
         elif isinstance(m, (nn.ReLU,) + _PASSTHROUGH):
             continue
         else:
@@ -69,10 +81,11 @@ def _layer_terms(model: nn.Module):
 
 
 def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
-    """Differentiable effective bit operations of every QLinear in ``model``.
+    """Differentiable effective bit operations of every QLinear and QConv in ``model``.
 
     ``sum_ij bits(x_i) * bits(w_ij)``, plus with ``accumulator=True`` the accumulator term
-    ``sum over live w_ij of (bits(x_i) + bits(w_ij))``. Input bits come from the quantizer in
+    ``sum over live w_ij of (bits(x_i) + bits(w_ij))``; a convolution counts every output
+    position (the hardware is fully parallel). Input bits come from the quantizer in
     front of each layer (:class:`QInput`, :class:`QReLU`, ...), as of the last forward pass
     (training) or the calibration (evaluation). ``accumulator=False`` is the EBOPs figure of
     HGQ.
@@ -80,17 +93,20 @@ def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
     total = None
     for name, layer, bits_in in _layer_terms(model):
         if bits_in is None:
-            raise QuantizerError(f"QLinear {name!r} has no quantizer in front of it (qnn.QInput, qnn.QReLU or "
+            raise QuantizerError(f"layer {name!r} has no quantizer in front of it (qnn.QInput, qnn.QReLU or "
                                  "qnn.QActivation), so its input bits are unknown")
-        bw = layer.weight_bits()
-        bits_in = bits_in.to(bw.dtype)
-        term = (bw * bits_in[None, :]).sum()
-        if accumulator:
-            live = (bw.detach() > 0).to(bw.dtype)
-            term = term + (live * (bw + bits_in[None, :])).sum()
+        if isinstance(layer, _QConv):
+            term = layer.ebops(bits_in, accumulator)
+        else:
+            bw = layer.weight_bits()
+            bits_in = bits_in.reshape(-1).to(bw.dtype)
+            term = (bw * bits_in[None, :]).sum()
+            if accumulator:
+                live = (bw.detach() > 0).to(bw.dtype)
+                term = term + (live * (bw + bits_in[None, :])).sum()
         total = term if total is None else total + term
     if total is None:
-        raise QuantizerError("the model has no QLinear layer to count EBOPs for")
+        raise QuantizerError("the model has no QLinear or QConv layer to count EBOPs for")
     return total
 
 
@@ -111,19 +127,27 @@ def bit_penalty(model: nn.Module) -> torch.Tensor:
 
 
 def layer_costs(model: nn.Module) -> list[LayerCost]:
-    """Per-QLinear resource figures (after a forward pass or calibration), for reports."""
+    """Per-layer (QLinear, QConv) resource figures (after a forward pass or calibration), for reports."""
     out = []
     with torch.no_grad():
         for name, layer, bits_in in _layer_terms(model):
             bw = layer.weight_bits().double()
-            bi = bits_in.double() if bits_in is not None else torch.zeros(layer.in_features, dtype=torch.float64)
             live = bw > 0
+            if isinstance(layer, _QConv):
+                n_in = layer.in_channels
+                bi = bits_in.double() if bits_in is not None else None
+                e = float(layer.ebops(bi, accumulator=False)) if bi is not None else 0.0
+                acc = float(layer.ebops(bi)) - e if bi is not None else 0.0
+            else:
+                n_in = layer.in_features
+                bi = bits_in.reshape(-1).double() if bits_in is not None else torch.zeros(n_in, dtype=torch.float64)
+                e = float((bw * bi[None, :]).sum())
+                acc = float((live * (bw + bi[None, :])).sum())
             out.append(LayerCost(
-                name=name, ebops=float((bw * bi[None, :]).sum()),
-                accumulator=float((live * (bw + bi[None, :])).sum()),
-                live_weights=int(live.sum()), weights=bw.numel(),
+                name=name, ebops=e, accumulator=acc, live_weights=int(live.sum()), weights=bw.numel(),
                 mean_weight_bits=float(bw[live].mean()) if live.any() else 0.0,
-                live_inputs=int((bi > 0).sum()), inputs=bi.numel()))
+                live_inputs=int((bi > 0).sum()) if bi is not None else 0,
+                inputs=bi.numel() if bi is not None else n_in))
     return out
 
 

@@ -133,6 +133,11 @@ class Conv(Op):
             plans.append((idx, t, dense))
         return plans, out
 
+    def sum_bound(self, x: TensorType) -> int:
+        """Bound on every partial sum, in units of the output's LSB (as ``Dense.sum_bound``)."""
+        plans, _ = self._plan(x)
+        return max(d.sum_bound(t) for _, t, d in plans)
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (x,) = inputs
         plans, out = self._plan(x)
