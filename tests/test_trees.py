@@ -312,3 +312,71 @@ def test_trees_rtl_graph_netlist_and_verilator_agree(jets):
     assert d.pipeline.latency_cycles >= 2
     r = d.verify(xs)
     assert r.ok and r.n_samples == len(xs), str(r)
+
+
+# --------------------------------------------------------------------------- conifer
+
+
+def conifer_model(ensemble: dict, out: Path, input_t: str, score_t: str):
+    """conifer's C++ backend (its bit-exact ap_fixed emulation), compiled offline with the
+    ap_fixed headers that hls4ml ships and nlohmann's JSON header from PyPI."""
+    import importlib.util
+    import os
+
+    conifer = pytest.importorskip("conifer")
+    nlohmann = pytest.importorskip("nlohmann_json")
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is None:
+        pytest.skip("hls4ml (for the ap_fixed headers) is not installed")
+    os.environ["XILINX_AP_INCLUDE"] = str(Path(spec.submodule_search_locations[0]) / "templates/vivado/ap_types")
+    import conifer.backends.cpp.writer as writer
+    writer._json_include = lambda: f"-I{Path(nlohmann.__file__).parent / 'include'}"   # not bundled in the wheel
+    cfg = {"Backend": "cpp", "ProjectName": "cmp", "OutputDir": str(out), "InputPrecision": input_t,
+           "ThresholdPrecision": input_t, "ScorePrecision": score_t}
+    m = conifer.model.make_model(ensemble, cfg)
+    m.compile()
+    return m
+
+
+@pytest.mark.slow
+def test_conifer_cpp_emulation_of_sklearn_is_bit_exact(jets, tmp_path):
+    """Same trees, same types (inputs and thresholds ap_fixed<18,8>, scores ap_fixed<24,8>,
+    both truncating): scikit-learn (x <= t, full-precision thresholds) agrees bit for bit."""
+    pytest.importorskip("conifer")
+    import conifer.converters.sklearn as csk
+    x, y = jets
+    s = GradientBoostingClassifier(n_estimators=6, max_depth=3, random_state=0).fit(x[:3000], y[:3000])
+    cs = conifer_model(csk.convert(s), tmp_path / "sk", "ap_fixed<18,8>", "ap_fixed<24,8>")
+    np.testing.assert_array_equal(from_trees(s, INPUT, leaf_type="fixed<24,8>").predict(x), cs.decision_function(x))
+
+
+def test_conifer_cpp_emulation_of_xgboost_differs_only_where_explained(jets, tmp_path):
+    """Same trees and types as above, XGBoost (x < t): rtl4ml differs from conifer only through
+    conifer's thresholds, read from XGBoost's 9-digit text dump and truncated to the input
+    type; with those thresholds rtl4ml agrees bit for bit on every jet (docs/trees.md)."""
+    import dataclasses
+
+    pytest.importorskip("conifer")
+    pytest.importorskip("pandas")
+    import conifer.converters.xgboost as cxgb
+    x, y = jets
+    m = xgb.XGBClassifier(n_estimators=6, max_depth=3, n_jobs=1).fit(x[:3000], y[:3000])
+    ens = cxgb.convert(m)
+    base = json.loads(m.get_booster().save_config())["learner"]["learner_model_param"]["base_score"]
+    ens["init_predict"] = [float(v) for v in base.strip("[]").split(",")]   # conifer takes a logit: NaN here
+    cx = conifer_model(ens, tmp_path / "xgb", "ap_fixed<18,8>", "ap_fixed<24,8>").decision_function(x)
+    g = from_trees(m, INPUT, leaf_type="fixed<24,8>")
+    ours = g.predict(x)
+    op = g["scores"].op
+    dump = np.array([t if f != -2 else 0.0 for row in ens["trees"] for tree in row
+                     for t, f in zip(tree["threshold"], tree["feature"])])
+    assert (dump < op.threshold).any()   # the dump's decimals fall below some float32 thresholds
+    assert (ours != cx).any(axis=1).sum() > 0
+    as_conifer = dataclasses.replace(op, threshold=np.floor(dump * 2 ** 10) / 2 ** 10)
+    gb = GraphBuilder()
+    gb.node(as_conifer, (gb.input(INPUT, (16,)),), "scores")
+    np.testing.assert_array_equal(gb.build("scores").predict(x), cx)
+    # rtl4ml keeps XGBoost's own decisions (leaf sums at the leaves XGBoost reaches)
+    leaves = m.get_booster().predict(xgb.DMatrix(x), pred_leaf=True).astype(np.int64)
+    info = json.loads(bytes(m.get_booster().save_raw("json")))["learner"]["gradient_booster"]["model"]["tree_info"]
+    np.testing.assert_array_equal(ours, _leaf_sum(g, leaves, list(zip(op.roots, info))))
