@@ -250,13 +250,13 @@ def test_cli_rough_inputs_have_clear_messages(model, tmp_path, capsys):
         ([], "trunc.pt", "trunc.pt (not a torch.save file, or truncated)"),
         ([], "notes.pt", "notes.pt (not a torch.save file, or truncated)"),
         ([], "m.onnx", "m.onnx: ONNX models need the ONNX frontend, which rtl4ml does not have yet (planned)"),
-        ([], "xgb.json", "xgb.json: XGBoost models need the tree-ensemble frontend (scikit-learn, XGBoost), which "
-                         "rtl4ml does not have yet (planned)"),
-        ([], "m.ubj", "m.ubj: XGBoost models need the tree-ensemble frontend"),
+        ([], "xgb.json", "xgb.json: a tree model needs input_type"),
+        ([], "m.ubj", "m.ubj: a tree model needs input_type"),
+        (["--input-type", "fixed<8,3>"], "xgb.json", "xgb.json: booster None is not supported (only gbtree"),
         ([], "m.keras", "m.keras: Keras models need the Keras frontend, which rtl4ml does not have yet (planned)"),
         ([], "m.h5", "m.h5: Keras models need the Keras frontend"),
-        ([], "m.pkl", "m.pkl: pickle files are not read (unpickling runs arbitrary code); scikit-learn and XGBoost "
-                      "models need the tree-ensemble frontend"),
+        ([], "m.pkl", "m.pkl: pickle files are not read (unpickling runs arbitrary code); save a scikit-learn model "
+                      "with skops"),
     ]
     for extra, name, msg in cases:
         assert main(["convert", str(tmp_path / name), *extra, "-o", str(tmp_path / "o")]) == 2, name

@@ -137,3 +137,19 @@ def test_expressions_rtl_graph_netlist_and_verilator_agree():
     assert np.abs(d.predict(x)[0] - want).max() < 0.05
     r = d.verify(x)
     assert r.ok, str(r)
+
+
+def test_cli_converts_an_expression(tmp_path, capsys):
+    import rtl4ml
+    from rtl4ml.cli import main
+    assert main(["convert", "--expr", "x0*x1 - x2", "--expr", "x1^2", "--input-type", INPUT, "-o",
+                 str(tmp_path / "e")]) == 0
+    d = rtl4ml.load(tmp_path / "e")
+    x = inputs(100, 3)
+    np.testing.assert_array_equal(d.predict(x), np.stack([reference("x0*x1 - x2", x), x[:, 1] ** 2], axis=1))
+    capsys.readouterr()
+    assert main(["convert", "--expr", "x0 +", "--input-type", INPUT, "-o", str(tmp_path / "f")]) == 2
+    assert "cannot read the expression 'x0 +'" in capsys.readouterr().err
+    assert main(["convert", "--expr", "x0", "--weight-type", "fixed<8,3>", "--input-type", INPUT, "-o",
+                 str(tmp_path / "f")]) == 2
+    assert "not options of an expression" in capsys.readouterr().err

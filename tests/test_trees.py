@@ -380,3 +380,24 @@ def test_conifer_cpp_emulation_of_xgboost_differs_only_where_explained(jets, tmp
     leaves = m.get_booster().predict(xgb.DMatrix(x), pred_leaf=True).astype(np.int64)
     info = json.loads(bytes(m.get_booster().save_raw("json")))["learner"]["gradient_booster"]["model"]["tree_info"]
     np.testing.assert_array_equal(ours, _leaf_sum(g, leaves, list(zip(op.roots, info))))
+
+
+def test_convert_and_cli_take_tree_models_and_files(jets, tmp_path, capsys):
+    import rtl4ml
+    from rtl4ml.cli import main
+    x, y = jets
+    m = xgb.XGBClassifier(n_estimators=4, max_depth=3, n_jobs=1).fit(x[:1000], y[:1000])
+    d = rtl4ml.convert(m, input_type=INPUT, weight_type="fixed<16,6,RND,SAT>", clock_ns=2.5)
+    m.save_model(tmp_path / "bdt.json")
+    assert main(["convert", str(tmp_path / "bdt.json"), "--input-type", INPUT, "--weight-type", "fixed<16,6,RND,SAT>",
+                 "--clock-ns", "2.5", "-o", str(tmp_path / "out")]) == 0
+    assert "latency" in capsys.readouterr().out
+    saved = rtl4ml.load(tmp_path / "out")
+    np.testing.assert_array_equal(saved.predict(x), d.predict(x))
+    assert saved.verilog == d.verilog
+    with pytest.raises(ValueError, match="bias_type: not options of a tree model"):
+        rtl4ml.convert(m, input_type=INPUT, bias_type="fixed<8,3>")
+    assert main(["convert", str(tmp_path / "bdt.json"), "-o", str(tmp_path / "o2")]) == 2
+    assert "bdt.json: a tree model needs input_type" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="is an XGBoost model, not a saved design"):
+        rtl4ml.load(tmp_path / "bdt.json")

@@ -66,8 +66,10 @@ def _positive_int(text: str) -> int:
     return n
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="saved design folder / design.json, or a torch.save-d model file (.pt)")
+def _add_model_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("model", nargs="?" if optional else None,
+                   help="saved design folder / design.json, a torch.save-d model file (.pt), an XGBoost model "
+                        "(.json, .ubj) or a scikit-learn model saved with skops (.skops)")
     g = p.add_argument_group("conversion options", "Type options need a model file; --clock-ns, --name and --cmvm* "
                              "also rebuild a saved design with new hardware options.")
     g.add_argument("--input-type", action="append",
@@ -86,6 +88,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _is_saved_design(path: Path) -> bool:
+    if path.suffix == ".json" and path.is_file():
+        from .frontends.trees import tree_file_kind
+        return tree_file_kind(path) is None   # an XGBoost .json is a model file
     return path.is_dir() or path.suffix == ".json"
 
 
@@ -104,6 +109,17 @@ def _hardware_options(args) -> dict:
 def _design(args):
     import rtl4ml
 
+    if getattr(args, "expr", None):
+        if args.model is not None:
+            raise CLIError(f"give a model file or --expr, not both (got {args.model} and --expr)")
+        from .frontends.expressions import from_expression
+        other = [_flag(o) for o in TYPE_OPTIONS if o != "input_type" and getattr(args, o) is not None]
+        if other:
+            raise CLIError(f"{', '.join(other)}: not options of an expression (it takes --input-type)")
+        graph = from_expression(args.expr if len(args.expr) > 1 else args.expr[0], _types(args.input_type))
+        return rtl4ml.convert(graph, **_hardware_options(args))
+    if args.model is None:
+        raise CLIError("give a model file, a saved design, or --expr")
     path = Path(args.model)
     if not path.exists():
         raise CLIError(f"{path} does not exist")
@@ -164,7 +180,7 @@ def _first(x: np.ndarray, n: int | None, what: str) -> np.ndarray:
 
 
 def cmd_convert(args) -> int:
-    if args.inputs and _is_saved_design(Path(args.model)):
+    if args.inputs and args.model is not None and _is_saved_design(Path(args.model)):
         raise CLIError("--inputs compares the design with the float model, which a saved design does not keep; "
                        "give the model file")
     d = _design(args)
@@ -234,7 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("convert", help="convert a model and write Verilog, test bench and design.json")
-    _add_model_args(c)
+    _add_model_args(c, optional=True)
+    c.add_argument("--expr", action="append", metavar="EXPRESSION",
+                   help="a closed-form expression in x0, x1, ... instead of a model, e.g. 'x0*x1 + sin(x2)' "
+                        "(repeatable: one output each; docs/trees.md)")
     c.add_argument("-o", "--output", required=True, help="output folder")
     c.add_argument("--inputs", help="float inputs (.npy, .npz, .csv, .txt): print how closely the design follows "
                    "the float model on them (correlation, differences, argmax agreement)")
@@ -293,6 +312,9 @@ EXAMPLES = {
           "--weight-type 2='fixed<6,2,RND,SAT>' -o build/net")),
         ("a saved design rebuilt for another clock, under another module name",
          "rtl4ml convert build/net --clock-ns 2 --name net_500mhz -o build/net_500mhz"),
+        ("a symbolic-regression formula (x0, x1, x2: the input columns); XGBoost .json/.ubj and .skops files "
+         "convert like model.pt, --weight-type being the leaf type",
+         "rtl4ml convert --expr 'x0*x1 + sin(x2)' --input-type 'fixed<10,4>' -o build/expr"),
     ],
     "verify": [
         ("simulate the RTL on every sample of x.npy, compare every output bit with the emulator",

@@ -421,6 +421,9 @@ def _to_graph(model, options: dict) -> tuple[Graph, object]:
         path = Path(model)
         if not path.exists():
             raise FileNotFoundError(f"model file {path} does not exist")
+        from .frontends.trees import tree_file_kind
+        if path.is_file() and tree_file_kind(path):   # XGBoost .json/.ubj, scikit-learn .skops
+            return _trees_graph(path, options), None
         if path.suffix == ".json" or path.is_dir():
             return load(path).graph, None
         from .frontends.formats import check_model_file
@@ -430,8 +433,23 @@ def _to_graph(model, options: dict) -> tuple[Graph, object]:
     if _is_torch_module(model):
         from .frontends.torch import from_torch
         return from_torch(model, **options), model
+    from .frontends.trees import is_tree_model
+    if is_tree_model(model):
+        return _trees_graph(model, options), None
     raise TypeError(f"cannot convert a {type(model).__name__}: rtl4ml converts torch.nn.Module models, "
-                    "rtl4ml Graphs and saved designs")
+                    "scikit-learn and XGBoost tree models, rtl4ml Graphs and saved designs")
+
+
+def _trees_graph(model, options: dict) -> Graph:
+    """A tree model or file through :mod:`rtl4ml.frontends.trees`: ``weight_type`` is the
+    type of the leaf values (default: a 2**-10 accuracy target); the other type options do
+    not apply."""
+    from .frontends.trees import from_trees
+    unused = sorted(k for k, v in options.items() if v is not None and k not in ("input_type", "weight_type"))
+    if unused:
+        raise ValueError(f"{', '.join(unused)}: not options of a tree model (it takes input_type, and weight_type "
+                         "for its leaf values)")
+    return from_trees(model, options["input_type"], leaf_type=options["weight_type"])
 
 
 def _to_numpy(v) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Model files rtl4ml has no frontend for yet, recognised by name and content, so that the
 error names the frontend they need instead of a misleading parse error.
 
-rtl4ml reads ``torch.save``-d PyTorch models and saved rtl4ml designs; the ONNX, Keras and
-tree-ensemble (scikit-learn, XGBoost) frontends of docs/design.md are planned.
+rtl4ml reads ``torch.save``-d PyTorch models, XGBoost models (``.json``, ``.ubj``), scikit-learn
+models saved with skops and saved rtl4ml designs; the ONNX and Keras frontends of
+docs/design.md are planned.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from ..torch_common import ConversionError
 
 _ONNX = "ONNX models need the ONNX frontend"
 _KERAS = "Keras models need the Keras frontend"
-_TREES = "{} models need the tree-ensemble frontend (scikit-learn, XGBoost)"
 
 #: file suffix -> what the file is and the frontend it needs
 SUFFIXES = {
     ".onnx": _ONNX,
     ".keras": _KERAS, ".h5": _KERAS, ".hdf5": _KERAS,
-    ".ubj": _TREES.format("XGBoost"), ".xgb": _TREES.format("XGBoost"),
-    ".skops": _TREES.format("scikit-learn"),
-    ".pkl": "pickle files are not read (unpickling runs arbitrary code); scikit-learn and XGBoost models need the "
-            "tree-ensemble frontend",
+    ".pkl": "pickle files are not read (unpickling runs arbitrary code); save a scikit-learn model with skops "
+            "(skops.io.dump(model, 'model.skops')) and an XGBoost model with model.save_model('model.json'), or "
+            "pass the fitted model to rtl4ml.convert in Python",
 }
 SUFFIXES[".pickle"] = SUFFIXES[".joblib"] = SUFFIXES[".pkl"]
 
@@ -30,7 +29,7 @@ _HDF5 = b"\x89HDF\r\n\x1a\n"
 _ZIP = b"PK\x03\x04"
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"   # the pickled magic number of old torch.save files
 _TAIL = (", which rtl4ml does not have yet (planned); rtl4ml converts PyTorch models (torch.save(model, 'model.pt'), "
-         "or rtl4ml.convert(model) in Python) and reads saved rtl4ml designs")
+         "or rtl4ml.convert(model) in Python), XGBoost and scikit-learn tree models, and reads saved rtl4ml designs")
 
 
 def _refuse(path: Path, what: str) -> ConversionError:
@@ -48,6 +47,8 @@ def check_model_file(path: Path) -> None:
     if head.startswith((_ZIP, TORCH_LEGACY_MAGIC)):
         return   # torch.save's formats (a .keras file is a zip as well, but named .keras)
     what = SUFFIXES.get(path.suffix.lower())
+    if what is not None and path.suffix.lower() in (".pkl", ".pickle", ".joblib"):
+        raise ConversionError(f"{path}: {what}")
     if what is not None:
         raise _refuse(path, what)
 
@@ -55,7 +56,8 @@ def check_model_file(path: Path) -> None:
 def check_json_model(path: Path, data: dict) -> None:
     """Raise a clear error for a JSON model of another tool (``data`` has no rtl4ml format)."""
     if "learner" in data and "version" in data:
-        raise _refuse(path, _TREES.format("XGBoost"))
+        raise ConversionError(f"{path} is an XGBoost model, not a saved design: convert it with "
+                              "rtl4ml.convert(path, input_type=...) or rtl4ml convert PATH --input-type TYPE")
     if "tree_info" in data:
         raise _refuse(path, "LightGBM models need a tree-ensemble frontend")
     if "class_name" in data and "config" in data:

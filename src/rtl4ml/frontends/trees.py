@@ -309,6 +309,10 @@ def is_tree_model(model) -> bool:
 
 def from_trees(model, input_type, leaf_type=None, accuracy=None, argmax: bool = False, **kw) -> Graph:
     """Any model or file of this frontend (see the module doc)."""
+    if input_type is None:
+        what = str(model) if isinstance(model, (str, Path)) else type(model).__name__
+        raise ConversionError(f"{what}: a tree model needs input_type (the fixed-point type of its features, e.g. "
+                              "'fixed<16,6>' or --input-type 'fixed<16,6>')")
     if isinstance(model, (str, Path)):
         path = Path(model)
         if not path.exists():
@@ -346,11 +350,18 @@ def load_skops(path: str | Path):
     return sio.load(path, trusted=untrusted)
 
 
-def tree_file_kind(path: Path, head: bytes) -> str | None:
-    """``'xgboost'`` or ``'skops'`` for a file this frontend reads, else None."""
+def tree_file_kind(path: Path) -> str | None:
+    """``'xgboost'`` or ``'skops'`` for a file this frontend reads (by suffix, and for a
+    ``.json`` by its first bytes), else None."""
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".skops":
         return "skops"
-    if suffix in (".ubj", ".xgb", ".model", ".bin") or (suffix == ".json" and b"learner" in head):
+    if suffix in (".ubj", ".xgb"):
         return "xgboost"
+    if suffix == ".json":
+        with open(path, "rb") as f:
+            head = f.read(256)
+        if b'"learner"' in head:
+            return "xgboost"
     return None
