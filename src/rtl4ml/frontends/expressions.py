@@ -164,8 +164,8 @@ class _Builder:
                 else:
                     pos.append(self.build(term))
             acc = _balanced(g.add, pos, "add") if pos else self.constant(0.0)
-            for n in neg:
-                acc = g.sub(acc, n, name="sub")
+            if neg:   # one subtraction of a balanced sum: as shallow as a sum of all terms
+                acc = g.sub(acc, _balanced(g.add, neg, "add"), name="sub")
             return acc
         if e.is_Mul:
             c, rest = e.as_coeff_Mul()
