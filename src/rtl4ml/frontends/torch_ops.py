@@ -329,6 +329,28 @@ def _abs(ctx, call, input):
     return Tensor(elementwise(ctx, call, "maximum", (input, neg)))
 
 
+def _square(ctx, call, input):
+    return Tensor(ctx.builder.square(ctx.node(input, call.layer), name=call.name))
+
+
+def _pow(ctx, call, input, exponent):
+    """``x ** k`` for a small positive integer ``k``: squares and products, exact."""
+    if is_var(exponent) or not float(exponent).is_integer() or not 1 <= int(exponent) <= 8:
+        raise call.error(f"x ** {exponent!r} is not supported; only integer powers 1..8 (x ** 0.5 is torch.sqrt)")
+    k = int(exponent)
+    node = ctx.node(input, call.layer)
+    if k == 0:
+        raise call.error("x ** 0 is the constant 1; write it as a constant")
+    result, base = None, node
+    while k:                      # square-and-multiply
+        if k & 1:
+            result = base if result is None else ctx.builder.mul(result, base, name=f"{call.name}_mul")
+        k >>= 1
+        if k:
+            base = ctx.builder.square(base, name=f"{call.name}_sq")
+    return Tensor(result)
+
+
 def _relu(ctx, call, input, inplace=False):
     return Tensor(ctx.builder.relu(ctx.node(input, call.layer), name=call.name))
 
@@ -935,7 +957,7 @@ FUNCTIONS: dict[Callable, Callable] = {
     operator.truediv: _div, operator.itruediv: _div, torch.div: _div, torch.divide: _div, torch.true_divide: _div,
     operator.neg: _neg, torch.neg: _neg, torch.negative: _neg, operator.pos: _identity,
     operator.matmul: _matmul, torch.matmul: _matmul, torch.mm: _matmul,
-    torch.abs: _abs, operator.abs: _abs,
+    torch.abs: _abs, operator.abs: _abs, torch.square: _square, operator.pow: _pow, torch.pow: _pow,
     torch.maximum: _extremum("maximum"), torch.minimum: _extremum("minimum"),
     torch.max: _MAX, torch.min: _MIN,
     torch.relu: _relu, F.relu: _relu, F.relu6: _relu6, F.hardtanh: _hardtanh, F.leaky_relu: _leaky_relu,
@@ -964,7 +986,8 @@ FUNCTIONS: dict[Callable, Callable] = {
 #: ``Tensor method name -> handler(ctx, call, self, *args, **kwargs)``
 METHODS: dict[str, Callable] = {
     "add": _ADD, "add_": _ADD, "__add__": _ADD, "sub": _SUB, "sub_": _SUB, "mul": _MUL, "mul_": _MUL,
-    "div": _div, "div_": _div, "neg": _neg, "abs": _abs, "matmul": _matmul,
+    "div": _div, "div_": _div, "neg": _neg, "abs": _abs, "matmul": _matmul, "square": _square, "pow": _pow,
+    "__pow__": _pow,
     "__radd__": _rbinary("add"), "__rsub__": _rbinary("sub"), "__rmul__": _rbinary("mul"),
     "maximum": _extremum("maximum"), "minimum": _extremum("minimum"), "max": _MAX, "min": _MIN,
     "relu": _relu, "relu_": _relu, "clamp": _clamp, "clip": _clamp, "clamp_": _clamp,

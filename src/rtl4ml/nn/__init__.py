@@ -27,7 +27,8 @@ from .layers import QActivation, QInput, QLinear, QReLU
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 from .tables import QSigmoid, QSoftmax, QTable, QTanh
 from .resources import BetaScheduler, LayerCost, bit_parameters, bit_penalty, ebops, layer_costs, ordered_layers
-from .utils import fold_batchnorm, from_float
+from .train import fit
+from .utils import copy_float_weights, fold_batchnorm, from_float
 
 __all__ = [
     "QInput", "QLinear", "QReLU", "QActivation",
@@ -36,5 +37,5 @@ __all__ = [
     "ActivationQuantizer", "WeightQuantizer", "QuantizerError",
     "ebops", "bit_penalty", "bit_parameters", "layer_costs", "LayerCost", "BetaScheduler", "ordered_layers",
     "calibrate", "check_calibrated", "parameter_digest",
-    "fold_batchnorm", "from_float", "init_lazy",
+    "fold_batchnorm", "from_float", "init_lazy", "fit", "copy_float_weights",
 ]

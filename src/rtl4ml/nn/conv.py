@@ -121,7 +121,8 @@ class _QConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != self.ndim + 2 or x.shape[1] != self.in_channels:
             raise QuantizerError(f"{type(self).__name__}({self.in_channels}, {self.out_channels}) expects an input "
-                                 f"of shape (N, {self.in_channels}, {', '.join('L' * self.ndim)}), got {tuple(x.shape)}")
+                                 f"of shape (N, {self.in_channels}, {', '.join('L' * self.ndim)}), "
+                                 f"got {tuple(x.shape)}")
         if self.training:
             wq, bq = self.quantized(x)
             return self._conv(x, wq, bq)

@@ -180,8 +180,9 @@ def sum_bound_bits(graph: Graph, node: str) -> int:
 
 def check_float64_exact(graph: Graph, node: str, layer: str) -> None:
     bits = sum_bound_bits(graph, node)
+    kind = "QLinear" if isinstance(graph[node].op, Dense) else "QConv"
     if bits > FLOAT64_EXACT_BITS:
         raise ConversionError(
-            f"layer {layer!r} ({'QLinear' if isinstance(graph[node].op, Dense) else 'QConv'}): its sums need {bits} bits, more than the {FLOAT64_EXACT_BITS} that "
+            f"layer {layer!r} ({kind}): its sums need {bits} bits, more than the {FLOAT64_EXACT_BITS} that "
             "float64 holds exactly, so the model's forward pass could differ from the hardware; narrow its "
             "input or weight types (e.g. lower f_bounds) or add a quantizer in front of it")

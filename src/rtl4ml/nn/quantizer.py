@@ -312,7 +312,8 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         self.cal_hi = torch.zeros(size, dtype=torch.int64, device=self.cal_hi.device)
 
     def extra_repr(self) -> str:
-        return (f"size={self.size if len(self.shape or ()) <= 1 else self.shape}, granularity={self.granularity!r}, rounding={self.rounding!r}, "
+        size = self.size if len(self.shape or ()) <= 1 else self.shape
+        return (f"size={size}, granularity={self.granularity!r}, rounding={self.rounding!r}, "
                 f"overflow={self.overflow!r}, signed={self.signed}")
 
     @property

@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import nn
 
+from .conv import QConv1d, QConv2d
 from .layers import QInput, QLinear, QReLU
 from .quantizer import QuantizerError, WeightQuantizer
 
@@ -84,6 +85,38 @@ def from_float(model: nn.Sequential, *, input: dict | None = None, linear: dict 
         else:
             raise QuantizerError(f"layer {k} ({type(m).__name__}) has no rtl4ml.nn counterpart")
     return nn.Sequential(*out).to(first.weight.dtype)
+
+
+def copy_float_weights(qat_model: nn.Module, float_model: nn.Module) -> nn.Module:
+    """Copy the weights and biases of a trained float model into its QAT twin.
+
+    Layers are paired in registration order by kind (``nn.Linear`` with :class:`QLinear`,
+    ``nn.Conv1d`` / ``nn.Conv2d`` with :class:`QConv1d` / :class:`QConv2d`), so any model
+    written twice, once with torch layers and once with rtl4ml.nn ones, can start its
+    quantization-aware training from the float solution. A BatchNorm right after a float
+    layer is copied into the QAT layer's own (``batchnorm=True``). Returns ``qat_model``.
+    """
+    pairs = ((nn.Linear, QLinear), (nn.Conv1d, QConv1d), (nn.Conv2d, QConv2d))
+    mods = list(float_model.modules())
+    for f_cls, q_cls in pairs:
+        src = [m for m in mods if type(m) is f_cls]
+        dst = [m for m in qat_model.modules() if type(m) is q_cls]
+        if len(src) != len(dst):
+            raise QuantizerError(f"the float model has {len(src)} {f_cls.__name__} layers, the QAT model "
+                                 f"{len(dst)} {q_cls.__name__}")
+        for k, (a, b) in enumerate(zip(src, dst)):
+            if a.weight.shape != b.weight.shape or (a.bias is None) != (b.bias is None):
+                raise QuantizerError(f"{f_cls.__name__} number {k}: weight {tuple(a.weight.shape)} "
+                                     f"(bias {a.bias is not None}) does not match {q_cls.__name__} "
+                                     f"{tuple(b.weight.shape)} (bias {b.bias is not None})")
+            with torch.no_grad():
+                b.weight.copy_(a.weight)
+                if a.bias is not None:
+                    b.bias.copy_(a.bias)
+            nxt = mods[mods.index(a) + 1] if mods.index(a) + 1 < len(mods) else None
+            if b.bn is not None and isinstance(nxt, nn.modules.batchnorm._BatchNorm):
+                b.bn.load_state_dict(nxt.state_dict())
+    return qat_model
 
 
 def _sequential_leaves(model: nn.Sequential):

@@ -54,8 +54,8 @@ class Pool(Op):
     def _windows(self, x: TensorType) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
         """Flat indices (C, P, K) into the input (``-1``: padding), and the output shape."""
         if x.ndim != len(self.kernel) + 1:
-            raise GraphError(f"a {len(self.kernel)}-d pooling expects an input of shape (C, {', '.join('L' * len(self.kernel))}), "
-                             f"got {x.shape}")
+            axes = ", ".join("L" * len(self.kernel))
+            raise GraphError(f"a {len(self.kernel)}-d pooling expects an input of shape (C, {axes}), got {x.shape}")
         win, out = window_index(x.shape[1:], self.kernel, self.stride, self.padding, self.dilation)
         spatial = int(np.prod(x.shape[1:]))
         c = np.arange(x.shape[0])[:, None, None]
@@ -90,8 +90,8 @@ class Pool(Op):
         (x,) = in_types
         idx, shape = self._windows(x)
         a, b, up, _, pad = self._aligned(x, idx)
-        bits = max(int(abs(v)).bit_length() for v in np.concatenate([a.reshape(-1), b.reshape(-1),
-                                                                         out_type.lo.reshape(-1), out_type.hi.reshape(-1)]))
+        ends = np.concatenate([a.reshape(-1), b.reshape(-1), out_type.lo.reshape(-1), out_type.hi.reshape(-1)])
+        bits = max(int(abs(v)).bit_length() for v in ends)
         if bits >= MAX_WIDTH:
             raise WidthError(f"{self.reduction} pooling reaches {bits + 1}-bit values, more than the {MAX_WIDTH} bits "
                              "the int64 emulator represents exactly")
