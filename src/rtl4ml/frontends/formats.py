@@ -59,7 +59,8 @@ def check_json_model(path: Path, data: dict) -> None:
         raise ConversionError(f"{path} is an XGBoost model, not a saved design: convert it with "
                               "rtl4ml.convert(path, input_type=...) or rtl4ml convert PATH --input-type TYPE")
     if "tree_info" in data:
-        raise _refuse(path, "LightGBM models need a tree-ensemble frontend")
+        raise _refuse(path, "LightGBM models need a LightGBM reader in the tree frontend (it reads scikit-learn "
+                      "and XGBoost models)")
     if "class_name" in data and "config" in data:
         raise _refuse(path, _KERAS)
     if "graph" in data and "opsetImport" in data:
