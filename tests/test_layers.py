@@ -208,6 +208,7 @@ def test_anomaly_score_ops(rng):
     leaky = composite.leaky_relu(g, x, 0.125)
     clamp = composite.clamp(g, x, -1.0, 1.5)
     mean = composite.mean(g, x, 0)
+    # the score squares 9-bit differences (multipliers), "sq" 8-bit inputs (a table of squares)
     graph = g.build([score, leaky, clamp, mean, g.square(x, name="sq")])
     a = boundary_inputs(graph.inputs[0].op.types, 400, rng, overshoot=True)
     b = boundary_inputs(graph.inputs[1].op.types, 400, rng, overshoot=True)
@@ -219,6 +220,8 @@ def test_anomaly_score_ops(rng):
     np.testing.assert_allclose(mn, aq.mean(axis=1), atol=2.0 ** -12 * 4)
     np.testing.assert_array_equal(sq, aq ** 2)
     assert graph.types[graph.outputs[4]].lo.min() == 0          # a square is known non-negative
+    kinds = {type(p).__name__ for p in lower_graph(graph).prims}
+    assert {"Mul", "Lookup"} <= kinds
 
 
 def test_shape_errors_name_the_node():
@@ -271,7 +274,8 @@ def every_op_graph(rng) -> Graph:
             composite.softmax(g, seq, name="softmax"),
             composite.softmax(g, seq, argmax_only=True, name="argmax"),
             composite.squared_error(g, seq, g.constant(np.full((3, 10), 0.5)), name="score"),
-            composite.leaky_relu(g, seq, 0.1, name="leaky")]
+            composite.leaky_relu(g, seq, 0.1, name="leaky"),
+            g.square(t, name="square_by_table")]          # 8 bits: a table of squares
     return g.build(outs)
 
 

@@ -168,6 +168,12 @@ class Minimum(_Extremum):
         return nl.minimum(a, b)
 
 
+#: Inputs of up to this many bits are squared by a table: 2**8 entries of 16 bits are 64 LUT6,
+#: what an 8x8 LUT multiplier costs, in one LUT level (a multiplier's adder tree needs
+#: several, too slow for a 2.5 ns clock).
+SQUARE_TABLE_BITS = 8
+
+
 @dataclass(frozen=True)
 class Square(Op):
     """``x * x``: a multiplier whose result is known to be non-negative, so it is one bit
@@ -185,7 +191,16 @@ class Square(Op):
         return lambda inputs: inputs[0] * inputs[0]
 
     def lower(self, nl, inputs, in_types, out_type) -> np.ndarray:
-        return wire_array([nl.square(int(w)) for w in inputs[0].flat], out_type.shape)
+        return wire_array([self._square(nl, int(w)) for w in inputs[0].flat], out_type.shape)
+
+    @staticmethod
+    def _square(nl, w: int) -> int:
+        """A table of squares up to :data:`SQUARE_TABLE_BITS` input bits (as few LUTs as the
+        multiplier there, and one LUT level instead of an adder tree), a multiplier beyond."""
+        wire = nl.wire(w)
+        if not wire.is_const and wire.width <= SQUARE_TABLE_BITS:
+            return nl.lookup(w, [c * c for c in range(wire.lo, wire.hi + 1)], 2 * wire.fraction)
+        return nl.square(w)
 
     def to_json(self) -> dict:
         return {}
