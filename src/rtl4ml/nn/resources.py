@@ -21,6 +21,7 @@ from torch import nn
 from ..torch_common import export_class
 from .conv import _QAvgPool, _QConv, _QMaxPool
 from .layers import QLinear
+from .tables import QSoftmax, QTable
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 
 _PASSTHROUGH = (nn.Identity, nn.Dropout, nn.Flatten)
@@ -55,7 +56,7 @@ class LayerCost:
 
 
 def _layer_terms(model: nn.Module):
-    """Yield (name, QLinear or QConv, input bits or None) in forward order.
+    """Yield (name, QLinear, QConv, QTable or QSoftmax, input bits or None) in forward order.
 
     The bits of a layer's input come from the quantizer before it (a QActivation, a table's
     output quantizer); pooling passes the largest bits of each window on, flattening keeps
@@ -64,7 +65,10 @@ def _layer_terms(model: nn.Module):
     bits_in = None
     for name, m in ordered_layers(model):
         q = getattr(m, "quantizer", None)
-        if isinstance(q, ActivationQuantizer):
+        if isinstance(m, (QTable, QSoftmax)):
+            yield name, m, bits_in
+            bits_in = q.bits().reshape(q.shape)
+        elif isinstance(q, ActivationQuantizer):
             bits_in = q.bits().reshape(q.shape)
         elif isinstance(m, (QLinear, _QConv)):
             yield name, m, bits_in
@@ -92,10 +96,12 @@ def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
     """
     total = None
     for name, layer, bits_in in _layer_terms(model):
-        if bits_in is None:
+        if bits_in is None and not isinstance(layer, QSoftmax):
             raise QuantizerError(f"layer {name!r} has no quantizer in front of it (qnn.QInput, qnn.QReLU or "
                                  "qnn.QActivation), so its input bits are unknown")
-        if isinstance(layer, _QConv):
+        if isinstance(layer, (QTable, QSoftmax)):
+            term = table_cost(layer, bits_in)
+        elif isinstance(layer, _QConv):
             term = layer.ebops(bits_in, accumulator)
         else:
             bw = layer.weight_bits()
@@ -108,6 +114,19 @@ def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
     if total is None:
         raise QuantizerError("the model has no QLinear or QConv layer to count EBOPs for")
     return total
+
+
+def table_cost(layer, bits_in: torch.Tensor | None) -> torch.Tensor:
+    """What a table layer adds to EBOPs, in LUT6 (about one EBOP each): a table of ``a``
+    address bits and ``b`` output bits is ``b * 2**max(a - 6, 0)`` LUTs per element; a
+    softmax's own tables are fixed, its learnable part is the product ``e * r`` rounded to
+    the output type (about exp bits x output bits)."""
+    out = layer.quantizer.bits()
+    if isinstance(layer, QSoftmax):
+        n = layer.quantizer.shape[layer.dim - 1 if layer.dim > 0 else layer.dim]   # shape excludes the batch
+        return (out * layer.internal_types(n)["exp_type"].width).sum()
+    addr = bits_in.reshape(-1).to(out.dtype)
+    return (out * torch.exp2(torch.relu(addr - 6))).sum()
 
 
 def bit_penalty(model: nn.Module) -> torch.Tensor:
@@ -131,6 +150,8 @@ def layer_costs(model: nn.Module) -> list[LayerCost]:
     out = []
     with torch.no_grad():
         for name, layer, bits_in in _layer_terms(model):
+            if isinstance(layer, (QTable, QSoftmax)):
+                continue
             bw = layer.weight_bits().double()
             live = bw > 0
             if isinstance(layer, _QConv):
