@@ -169,3 +169,18 @@ def test_wide_table_input_suggests_table_input_type():
         ref = m(torch.tensor(x, dtype=torch.float32)).numpy()
     # tanh entries round to 2^-8, its input to 2^-8, the weights to 2^-8 (times |x| <= 4, 4 inputs)
     assert np.abs(d.predict(x) - ref).max() < 0.05
+
+
+def test_tables_count_in_ebops():
+    """A table of a address bits and b output bits costs b * 2**max(a - 6, 0) LUTs per element."""
+    torch.manual_seed(6)
+    model = nn.Sequential(qnn.QInput(3, init_f=6), qnn.QSigmoid(init_f=5))
+    x = torch.randn(64, 3) * 3
+    model.train()
+    model(x)
+    model.eval()
+    qnn.calibrate(model, x)
+    a = model[0].quantizer.bits().detach()
+    b = model[1].quantizer.bits().detach()
+    assert (a > 6).all()
+    np.testing.assert_allclose(float(qnn.ebops(model)), float((b * 2 ** (a - 6)).sum()))
