@@ -298,3 +298,23 @@ def test_the_cli_writes_lists_and_refuses(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "bad.yaml: params.hiden: not an option of the jet_tagger trainer (did you mean 'hidden'?)" in err
     assert cli.main(["sweep", "--write-example", "s.yaml"]) == 2     # never overwrites
+
+
+def test_an_optuna_search_runs_serially_and_resumes(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    monkeypatch.setenv("RTL4ML_CACHE", str(tmp_path / "cache"))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    data = {"trainer": "tests.test_sweep:tiny_train", "data": "tests.test_sweep:tiny_data",
+            "search": {"kind": "optuna", "n_trials": 3, "seed": 0},
+            "params": {"hidden": [2, 3], "beta": {"low": 1e-6, "high": 1e-3, "log": True}, "epochs": 1,
+                       "marks": str(marks)},
+            "verify": False, "report": False}
+    r = run_sweep(from_dict(data, base_dir=ROOT), tmp_path / "out", backend="serial")
+    assert r.ran == 3 and [x["status"] for x in r.records] == ["ok"] * 3
+    assert all(x["config"]["hidden"] in (2, 3) and 1e-6 <= x["config"]["beta"] <= 1e-3 for x in r.records)
+    r2 = run_sweep(from_dict(data, base_dir=ROOT), tmp_path / "out", backend="serial")
+    assert r2.ran == 0 and len(r2.records) == 3 and len(list(marks.iterdir())) == 3
+    data["search"]["n_trials"] = 4
+    r3 = run_sweep(from_dict(data, base_dir=ROOT), tmp_path / "out", backend="serial")
+    assert r3.ran == 1 and len(r3.records) == 4

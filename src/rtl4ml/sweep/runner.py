@@ -228,12 +228,26 @@ def run_sweep(sweep: Sweep, out: str | Path | None = None, *, address: str | Non
     return res
 
 
+def _ask_new(sweep, done, pending=()):
+    """An Optuna trial whose configuration has no record yet (a repeat is told its old result)."""
+    for _ in range(100):
+        trial, config = sweep.space.ask()
+        tid = sweep.trial_id(config)
+        if tid in done:
+            sweep.space.tell(trial, done[tid])
+        elif tid not in pending:
+            return trial, config, tid
+        else:
+            sweep.space.tell(trial, None)
+    raise SweepConfigError("the Optuna sampler keeps proposing configurations already run: the space is exhausted")
+
+
 def _run_adaptive_serial(sweep, done, todo, settings, env, finish) -> None:
     space = sweep.space
     index = max([r.get("index", -1) for r in done.values()], default=-1) + 1
     for _ in range(todo):
-        trial, config = space.ask()
-        spec = {"trial_id": sweep.trial_id(config), "index": index, "config": config}
+        trial, config, tid = _ask_new(sweep, done)
+        spec = {"trial_id": tid, "index": index, "config": config}
         index += 1
         rec = finish(_trial_entry(spec, settings, env))
         space.tell(trial, rec)
@@ -276,8 +290,8 @@ def _run_ray(sweep, specs, pending, todo, done, env, finish, address, workers, s
             asked = 0
             while asked < todo or inflight:
                 while asked < todo and len(inflight) < parallel:
-                    trial, config = space.ask()
-                    s = {"trial_id": sweep.trial_id(config), "index": index, "config": config}
+                    trial, config, tid = _ask_new(sweep, done, {x["trial_id"] for x, _t in inflight.values()})
+                    s = {"trial_id": tid, "index": index, "config": config}
                     index += 1
                     asked += 1
                     inflight[remote.remote(s, settings, env)] = (s, trial)
