@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,10 @@ def bdt(args, d, n_trees: int, depth: int) -> tuple[dict, object, object]:
     splits = int((op.feature >= 0).sum())
     extra = {"trees": f"{n_trees}/class x depth {depth}", "splits": splits, "leaf_type": str(op.leaf_type),
              "train_s": round(train_s, 1), "convert_s": round(time.time() - t, 2),
-             "max_score_error": float(np.abs(design.predict(x_te)[0] - m.predict(x_te, output_margin=True)).max())}
+             # against XGBoost on the raw features (input rounding included), and on the quantized ones
+             "max_score_error": float(np.abs(design.predict(x_te)[0] - m.predict(x_te, output_margin=True)).max()),
+             "max_score_error_quantized_inputs": float(np.abs(design.predict(x_te)[0] - m.predict(
+                 quantize(x_te, types), output_margin=True)).max())}
     row = figures(design, x_te, y_te, pred, not args.no_synth, args.verify_n if args.verify else 0,
                   f"XGBoost {n_trees}x{depth}", float((pred == y_te).mean()), extra)
     return row, m, design
@@ -165,13 +169,16 @@ def conifer_comparison(m, d, out: Path) -> dict:
     gb = rtl4ml.graph.GraphBuilder()
     gb.node(as_conifer, (gb.input(it, (16,)),), "scores")
     emulated = gb.build("scores").predict(x)
-    tq = np.floor(op.threshold * 2.0 ** 13)
+    # conifer's split is q < floor(dump * 2**13); the exact one is q < ceil(t * 2**13)
+    exact = np.array([math.ceil(Fraction(float(t)) * 2 ** 13) for t in op.threshold])
     return {"test_jets": len(x), "types": f"inputs/thresholds {it}, scores {st} (truncating)",
             "conifer_init_predict_from_xgboost3": str(conifer_init),
             "jets_differing": int((ours != theirs).any(axis=1).sum()),
             "jets_differing_with_conifer_thresholds": int((emulated != theirs).any(axis=1).sum()),
             "splits": int((op.feature >= 0).sum()),
-            "thresholds_moved_by_conifer": int(((np.floor(dump * 2.0 ** 13) != tq) & (op.feature >= 0)).sum()),
+            "splits_whose_integer_threshold_conifer_changes": int(((np.floor(dump * 2.0 ** 13) != exact)
+                                                                   & (op.feature >= 0)).sum()),
+            "dump_below_float32_threshold": int(((dump < op.threshold) & (op.feature >= 0)).sum()),
             "argmax_agreement_with_xgboost": {"rtl4ml": float((ours.argmax(1) == m.predict(x)).mean()),
                                               "conifer": float((theirs.argmax(1) == m.predict(x)).mean())}}
 
@@ -217,7 +224,9 @@ def main() -> None:
               "rows": rows}
     if args.conifer and first is not None:
         print("conifer comparison", flush=True)
-        result["conifer"] = conifer_comparison(first, d, args.out.parent / "conifer_cmp")
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:   # conifer's project and compiled bridge
+            result["conifer"] = conifer_comparison(first, d, Path(tmp) / "conifer")
         print(json.dumps(result["conifer"], indent=1), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -227,7 +227,9 @@ def test_sklearn_round_trip_on_jets(jets, cls, kw):
 def test_hist_gradient_boosting_on_jets(jets, cls):
     x, y = jets
     target = y if cls is HistGradientBoostingClassifier else x[:, 0] * 0.01 + y
-    m = cls(max_iter=6, max_depth=4, random_state=0).fit(x[:3000], target[:3000])
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):   # OpenMP threads on top of pytest-xdist workers only contend
+        m = cls(max_iter=6, max_depth=4, random_state=0).fit(x[:3000], target[:3000])
     g = from_trees(m, INPUT, accuracy=1e-5)
     ref = m.decision_function(x) if hasattr(m, "decision_function") else m.predict(x)
     assert np.abs(g.predict(x) - ref.reshape(len(x), -1)).max() < 1e-5 + 1e-9
@@ -350,6 +352,7 @@ def test_conifer_cpp_emulation_of_sklearn_is_bit_exact(jets, tmp_path):
     np.testing.assert_array_equal(from_trees(s, INPUT, leaf_type="fixed<24,8>").predict(x), cs.decision_function(x))
 
 
+@pytest.mark.slow
 def test_conifer_cpp_emulation_of_xgboost_differs_only_where_explained(jets, tmp_path):
     """Same trees and types as above, XGBoost (x < t): rtl4ml differs from conifer only through
     conifer's thresholds, read from XGBoost's 9-digit text dump and truncated to the input
