@@ -23,6 +23,7 @@ from .ops.lookup import MAX_TABLE_BITS, LookupTable, output_types, resolve_funct
 from .ops.arith import Square
 from .ops.pool import Pool, Upsample
 from .ops.reduce import Argmax
+from .ops.einsum import Einsum
 
 
 def as_int64(v: np.ndarray) -> np.ndarray:
@@ -385,6 +386,49 @@ class GraphBuilder:
         op = self._op(lambda: LookupTable(fname, output_types(out_type, self.shape(x)),
                                           None if isinstance(fn, str) else f, None, max_bits), name)
         return self.node(op, (x,), name)
+
+    def einsum(self, equation: str, a: str, b: str, name: str = "einsum", dense: bool = True) -> str:
+        """``np.einsum(equation, a, b)`` of two nodes, exactly (see :class:`~rtl4ml.graph.ops.Einsum`).
+
+        With ``dense`` a constant 2-D operand (a :class:`Constant` node) whose one axis is
+        contracted against the other operand becomes a :class:`Dense` over that axis (with
+        free transposes around it): the constant multiplication's adder graph is then solved
+        once (CMVM) and shared by every row, rather than one shift-and-add per product.
+        """
+        op = self._op(lambda: Einsum(equation), name)
+        if dense:
+            for var, const, swapped in ((a, b, False), (b, a, True)):
+                node = next((n for n in self.nodes if n.name == const), None)
+                if node is None or not isinstance(node.op, Constant):
+                    continue
+                out = self._einsum_dense(op, var, node, swapped, name)
+                if out is not None:
+                    return out
+        return self.node(op, (a, b), name)
+
+    def _einsum_dense(self, op: Einsum, var: str, const: Node, swapped: bool, name: str) -> str | None:
+        sa, sb, so = op.subscripts
+        sv, sc = (sb, sa) if swapped else (sa, sb)
+        if len(sc) != 2 or len(self.shape(var)) != len(sv):
+            return None
+        for k, n in (sc, sc[::-1]):
+            if k in sv and k not in so and n not in sv and n in so:
+                rest = [c for c in sv if c != k]
+                if sorted(rest + [n]) != sorted(so):
+                    return None
+                w = np.asarray(const.op.effective, dtype=np.float64)
+                w = w if sc == k + n else w.T                       # (k, n)
+                if w.shape[0] != self.shape(var)[sv.index(k)]:
+                    return None
+                x = var
+                if sv.index(k) != len(sv) - 1:
+                    x = self.transpose(x, [sv.index(c) for c in rest] + [sv.index(k)], name=f"{name}_in")
+                y_letters = "".join(rest) + n
+                if y_letters == so:
+                    return self.dense(x, w, np.zeros(w.shape[1]), name=name)
+                y = self.dense(x, w, np.zeros(w.shape[1]), name=f"{name}_dense")
+                return self.transpose(y, [y_letters.index(c) for c in so], name=name)
+        return None
 
     def build(self, outputs: Sequence[str] | str) -> Graph:
         outputs = [outputs] if isinstance(outputs, str) else list(outputs)

@@ -5,6 +5,7 @@ from .arith import Add, Maximum, Minimum, Mul, Square, Sub
 from .base import OP_REGISTRY, GraphError, Op
 from .conv import Conv
 from .dense import Dense
+from .einsum import Einsum
 from .elementwise import Quantize, ReLU
 from .io import Constant, Input
 from .lookup import LookupTable
@@ -16,4 +17,4 @@ from .trees import TreeEnsemble
 __all__ = ["OP_REGISTRY", "GraphError", "Op", "Input", "Constant", "Dense", "ReLU", "Quantize", "Add", "Sub",
            "Mul", "Maximum", "Minimum", "Affine", "Reduce", "Reshape", "Transpose", "Slice", "Concat",
            "LookupTable", "Conv", "Pool", "Upsample",
-           "Square", "Argmax", "TreeEnsemble"]
+           "Square", "Argmax", "TreeEnsemble", "Einsum"]
