@@ -254,14 +254,71 @@ def _linear(ctx, call, input, weight, bias=None):
     return dense(ctx, call, input, weight, bias)
 
 
+def _einsum_nodes(ctx, call, eq: str, a: str, b: str) -> Tensor:
+    try:
+        return Tensor(ctx.builder.einsum(eq, a, b, name=call.name))
+    except GraphError as e:
+        raise call.error(str(e)) from None
+
+
+def _matmul_vars(ctx, call, input, other) -> Tensor:
+    """``a @ b`` of two variables: an Einsum over the last axis of ``a`` and the second-to-last
+    of ``b`` (leading axes must match; the batch axis is the first of both)."""
+    a, b = ctx.node(input, call.layer), ctx.node(other, call.layer)
+    sa, sb = ctx.builder.shape(a), ctx.builder.shape(b)
+    if len(sa) != len(sb) or len(sa) < 2 or sa[:-2] != sb[:-2]:
+        raise call.error(f"multiplies tensors of shapes (N, {', '.join(map(str, sa))}) and (N, "
+                         f"{', '.join(map(str, sb))}); a product of two variables needs matrices per sample with "
+                         "the same leading axes, (N, ..., m, k) @ (N, ..., k, n)")
+    lead = "abcdefgh"[:len(sa) - 2]
+    return _einsum_nodes(ctx, call, f"{lead}mk,{lead}kn->{lead}mn", a, b)
+
+
 def _matmul(ctx, call, input, other):
+    if is_var(other) and is_var(input):
+        return _matmul_vars(ctx, call, input, other)
     if is_var(other) or not is_var(input):
-        raise call.error("multiplies by a matrix computed from the model's inputs; only x @ W with a constant W "
-                         "is supported")
+        raise call.error("multiplies a constant by a matrix computed from the model's inputs; write it as x @ W "
+                         "(a constant W), or use torch.einsum")
     w = to_numpy(other)
     if w.ndim != 2:
         raise call.error(f"x @ W needs a 2-D constant W, got shape {w.shape}")
     return dense(ctx, call, input, w.T, None)
+
+
+def _einsum(ctx, call, equation, *operands):
+    """``torch.einsum`` of two operands. The batch letter must lead every variable operand
+    and the output; a constant operand (no batch) becomes a Constant node, and a constant
+    matrix contracted against a variable a Dense (see :meth:`GraphBuilder.einsum`)."""
+    if len(operands) == 1 and isinstance(operands[0], (tuple, list)):
+        operands = tuple(operands[0])
+    if len(operands) != 2:
+        raise call.error(f"has {len(operands)} operands; only two-operand einsum is supported (nest the calls)")
+    if not isinstance(equation, str) or "->" not in equation:
+        raise call.error(f"needs an explicit output ('ij,jk->ik'), got {equation!r}")
+    lhs, out = equation.replace(" ", "").split("->")
+    subs = lhs.split(",")
+    if len(subs) != 2 or "." in equation:
+        raise call.error(f"equation {equation!r}: two operands named letter by letter are supported ('...' is not)")
+    batch = out[:1]
+    for s_, v in zip(subs, operands):
+        if is_var(v) and (not s_ or s_[0] != batch):
+            raise batch_error(call, f"equation {equation!r} must name the batch axis first in every variable "
+                              "operand and in the output")
+    if not any(is_var(v) for v in operands):
+        raise call.error("has no variable operand")
+    nodes, gsubs = [], []
+    for k, (s_, v) in enumerate(zip(subs, operands)):
+        if is_var(v):
+            nodes.append(ctx.node(v, call.layer))
+            gsubs.append(s_[1:])
+        else:
+            c = to_numpy(v)
+            if batch in s_:
+                raise batch_error(call, f"the constant operand {s_!r} uses the batch letter {batch!r}")
+            nodes.append(ctx.constant(c, call, f"{call.name}_c{k}"))
+            gsubs.append(s_)
+    return _einsum_nodes(ctx, call, f"{gsubs[0]},{gsubs[1]}->{out[1:]}", *nodes)
 
 
 def _batchnorm(ctx, call, m, x):
@@ -923,6 +980,13 @@ def _softmax_module(ctx, call, m, x):
     return softmax(ctx, call, x, m.dim)
 
 
+def _multihead_attention_module(ctx, call, m, *args, **kwargs):
+    raise call.error("nn.MultiheadAttention is not supported as one module (its packed in_proj weights and "
+                     "masks); write attention from its parts: nn.Linear projections of every particle, "
+                     "torch.einsum('npd,nqd->npq', q, k) (or q @ k.transpose(1, 2)), torch.softmax(s, dim=-1), "
+                     "torch.einsum('npq,nqd->npd', a, v), or use rtl4ml.nn.QSelfAttention")
+
+
 # --------------------------------------------------------------------------- tables
 
 #: ``module class (the one defining forward) -> handler(ctx, call, module, *args, **kwargs)``
@@ -942,6 +1006,7 @@ MODULES: dict[type, Callable] = {
     nn.Upsample: _upsample_module,
     nn.Sigmoid: _table_module("sigmoid"), nn.Tanh: _table_module("tanh"), nn.SiLU: _table_module("silu"),
     nn.GELU: _table_module("gelu"), nn.Softmax: _softmax_module,
+    nn.MultiheadAttention: _multihead_attention_module,
     **{cls: _passthrough_module for cls in (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
                                             nn.AlphaDropout, nn.FeatureAlphaDropout)},
 }
@@ -956,7 +1021,8 @@ FUNCTIONS: dict[Callable, Callable] = {
     operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, torch.multiply: _MUL,
     operator.truediv: _div, operator.itruediv: _div, torch.div: _div, torch.divide: _div, torch.true_divide: _div,
     operator.neg: _neg, torch.neg: _neg, torch.negative: _neg, operator.pos: _identity,
-    operator.matmul: _matmul, torch.matmul: _matmul, torch.mm: _matmul,
+    operator.matmul: _matmul, torch.matmul: _matmul, torch.mm: _matmul, torch.bmm: _matmul,
+    torch.einsum: _einsum,
     torch.abs: _abs, operator.abs: _abs, torch.square: _square, operator.pow: _pow, torch.pow: _pow,
     torch.maximum: _extremum("maximum"), torch.minimum: _extremum("minimum"),
     torch.max: _MAX, torch.min: _MIN,
@@ -986,7 +1052,7 @@ FUNCTIONS: dict[Callable, Callable] = {
 #: ``Tensor method name -> handler(ctx, call, self, *args, **kwargs)``
 METHODS: dict[str, Callable] = {
     "add": _ADD, "add_": _ADD, "__add__": _ADD, "sub": _SUB, "sub_": _SUB, "mul": _MUL, "mul_": _MUL,
-    "div": _div, "div_": _div, "neg": _neg, "abs": _abs, "matmul": _matmul, "square": _square, "pow": _pow,
+    "div": _div, "div_": _div, "neg": _neg, "abs": _abs, "matmul": _matmul, "__matmul__": _matmul, "bmm": _matmul, "square": _square, "pow": _pow,
     "__pow__": _pow,
     "__radd__": _rbinary("add"), "__rsub__": _rbinary("sub"), "__rmul__": _rbinary("mul"),
     "maximum": _extremum("maximum"), "minimum": _extremum("minimum"), "max": _MAX, "min": _MIN,

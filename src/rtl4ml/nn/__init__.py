@@ -21,6 +21,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("rtl4ml.nn needs torch: pip install torch==2.13.0 'rtl4ml[torch]'") from e
 
+from .attention import QEinsum, QSelfAttention
 from .calibrate import calibrate, check_calibrated, init_lazy, parameter_digest
 from .conv import QAvgPool1d, QAvgPool2d, QConv1d, QConv2d, QMaxPool1d, QMaxPool2d
 from .layers import QActivation, QInput, QLinear, QReLU
@@ -33,7 +34,7 @@ from .utils import copy_float_weights, fold_batchnorm, from_float
 __all__ = [
     "QInput", "QLinear", "QReLU", "QActivation",
     "QConv1d", "QConv2d", "QMaxPool1d", "QMaxPool2d", "QAvgPool1d", "QAvgPool2d",
-    "QTable", "QSigmoid", "QTanh", "QSoftmax",
+    "QTable", "QSigmoid", "QTanh", "QSoftmax", "QEinsum", "QSelfAttention",
     "ActivationQuantizer", "WeightQuantizer", "QuantizerError",
     "ebops", "bit_penalty", "bit_parameters", "layer_costs", "LayerCost", "BetaScheduler", "ordered_layers",
     "calibrate", "check_calibrated", "parameter_digest",

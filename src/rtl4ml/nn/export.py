@@ -78,8 +78,8 @@ def export_linear(layer, ctx: ExportContext, name: str, inputs: list) -> str:
     n_in = layer.in_features
     x = ctx.node(value, name, features=n_in, advice=f"layer {name!r} (QLinear) has no input quantizer: start the "
                  f"model with qnn.QInput({n_in}) (or pass input_type=...)")
-    if len(ctx.builder.shape(x)) != 1:
-        raise ConversionError(f"layer {name!r} (QLinear) takes inputs of shape (N, {n_in}), got (N, "
+    if not ctx.builder.shape(x) or ctx.builder.shape(x)[-1] != n_in:
+        raise ConversionError(f"layer {name!r} (QLinear) takes inputs of shape (N, ..., {n_in}), got (N, "
                               f"{', '.join(map(str, ctx.builder.shape(x)))})")
     try:
         w, b = layer.export_params()
@@ -165,6 +165,54 @@ def export_softmax(layer, ctx: ExportContext, name: str, inputs: list) -> str:
         return softmax(ctx.builder, x, ax, name=name or "softmax", out_type=types, **layer.types)
     except GraphError as e:
         raise ConversionError(f"layer {name!r} (QSoftmax): {e}") from None
+
+
+def _quantizer_types(ctx: ExportContext, name: str, q):
+    try:
+        check_calibrated(ctx.model, q, name, _digest(ctx) if q.needs_calibration and q.initialized
+                         and bool(q.calibrated) else None)
+        return q.fixed_types()
+    except QuantizerError as e:
+        raise ConversionError(str(e)) from None
+
+
+def export_einsum(layer, ctx: ExportContext, name: str, inputs: list) -> str:
+    """QEinsum: each operand quantized to its calibrated types, then an exact Einsum whose
+    float64 forward pass is checked to be exact (every partial sum below 2**53)."""
+    cls = type(layer).__name__
+    if len(inputs) != 2:
+        raise ConversionError(f"layer {name!r} ({cls}) takes two tensors, got {len(inputs)} arguments")
+    nodes = []
+    for k, (value, q) in enumerate(zip(inputs, (layer.quantizer_a, layer.quantizer_b))):
+        types = _quantizer_types(ctx, name, q)
+        x = ctx.node(value, name, shape=types.shape, advice=f"layer {name!r} ({cls}) comes before any layer that "
+                     "fixes the input; start the model with qnn.QInput")
+        if ctx.builder.shape(x) != types.shape:
+            raise ConversionError(f"layer {name!r} ({cls}): operand {k} has types of shape {types.shape} but the "
+                                  f"tensor has shape {ctx.builder.shape(x)}")
+        nodes.append(ctx.builder.quantize(x, types, name=f"{name or 'einsum'}_{'ab'[k]}"))
+    try:
+        node = ctx.builder.einsum(layer.graph_equation, *nodes, name=name or "einsum", dense=False)
+    except GraphError as e:
+        raise ConversionError(f"layer {name!r} ({cls}): {e}") from None
+    ctx.add_check(lambda g: _check_einsum(g, node, name))
+    return node
+
+
+def _check_einsum(graph: Graph, node: str, layer: str) -> None:
+    if node not in graph:
+        return
+    n = graph[node]
+    try:
+        n.op.emulator([graph.types[i] for i in n.inputs], graph.types[node])
+    except Exception as e:   # WidthError: the int64 emulator cannot hold it either
+        raise ConversionError(f"layer {layer!r} (QEinsum): {e}") from None
+    bits = n.op.sum_bound(*[graph.types[i] for i in n.inputs]).bit_length()
+    if bits > FLOAT64_EXACT_BITS:
+        raise ConversionError(
+            f"layer {layer!r} (QEinsum): its sums need {bits} bits, more than the {FLOAT64_EXACT_BITS} that float64 "
+            "holds exactly, so the model's forward pass could differ from the hardware; quantize its operands to "
+            "fewer bits")
 
 
 def sum_bound_bits(graph: Graph, node: str) -> int:

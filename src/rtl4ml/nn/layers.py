@@ -102,6 +102,10 @@ class QLinear(nn.Module):
     BatchNorm1d on the output that is folded into the weights *before* they are quantized,
     during training as at export, so the exported Dense layer is exactly what was trained.
     The output is not rounded: follow with :class:`QReLU` / :class:`QActivation`.
+
+    An input ``(N, ..., in_features)`` applies the same weights to every row (particle,
+    position), as the exported Dense does (one adder graph, instantiated per row); its EBOPs
+    count every row with its own input bits.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, batchnorm: bool = False,
@@ -146,7 +150,7 @@ class QLinear(nn.Module):
             return self.weight, self.bias
         if self.training and x is not None:
             bn = self.bn
-            y = F.linear(x, self.weight, self.bias)
+            y = F.linear(x, self.weight, self.bias).reshape(-1, self.out_features)   # rows: samples x particles
             mean, var = y.mean(0), y.var(0, unbiased=False)
             if bn.track_running_stats:
                 with torch.no_grad():
@@ -185,9 +189,9 @@ class QLinear(nn.Module):
         return wq, bq
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 2 or x.shape[1] != self.in_features:
+        if x.ndim < 2 or x.shape[-1] != self.in_features:
             raise QuantizerError(f"QLinear({self.in_features}, {self.out_features}) received input of shape "
-                                 f"{tuple(x.shape)}")
+                                 f"{tuple(x.shape)}; it applies to the last axis (N, ..., {self.in_features})")
         if self.training:
             wq, bq = self.quantized(x)
             return F.linear(x, wq, bq)

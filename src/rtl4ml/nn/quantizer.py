@@ -38,7 +38,7 @@ from torch.nn.parameter import UninitializedParameter
 from ..fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedTypeArray
 
 LN2 = math.log(2.0)
-GRANULARITIES = ("element", "channel", "layer")
+GRANULARITIES = ("element", "channel", "layer", "feature")
 #: Bit counts are clamped to this range (powers of two in it are exact in float32 and float64).
 MAX_SHIFT = 62
 
@@ -139,6 +139,8 @@ def param_shape(shape: Sequence[int], granularity: str, channel_axis: int = 0) -
         return shape
     if granularity == "layer":
         return (1,) * len(shape)
+    if granularity == "feature":     # one per feature of the last axis, shared by every particle / position
+        return (1,) * (len(shape) - 1) + shape[-1:]
     return tuple(s if k == channel_axis % len(shape) else 1 for k, s in enumerate(shape))
 
 
@@ -236,7 +238,9 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
     a gradient on ``i``.
 
     ``size`` is the number of features, or the shape of one sample (``(C, H, W)`` for a
-    feature map; ``granularity="channel"`` then means one type per channel, axis 0). It may
+    feature map; ``granularity="channel"`` then means one type per channel, axis 0;
+    ``"feature"`` one type per feature of the last axis shared by every particle of a
+    ``(P, F)`` sample, ranges included: a permutation-invariant model needs it). It may
     be ``None``: the per-element parameters are then created at the first forward pass (run
     one before building the optimizer).
     """
@@ -348,6 +352,16 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         self.calibrated = torch.tensor(True, device=self.calibrated.device)
         self.calib_digest = torch.tensor(int(digest), dtype=torch.int64, device=self.calib_digest.device)
 
+    def _pooled(self, v: torch.Tensor, largest: bool = False) -> torch.Tensor:
+        """With ``granularity="feature"`` a range is shared by every particle (the smallest low,
+        the largest high over all but the last axis), so the types do not depend on a
+        particle's position and the hardware is invariant to the particles' order."""
+        if self.granularity != "feature" or v is None or v.numel() != self.size:
+            return v
+        rows = v.reshape(-1, self.shape[-1])
+        red = rows.amax(0) if largest else rows.amin(0)
+        return red.expand_as(rows).reshape(-1)
+
     def i_int(self) -> torch.Tensor:
         lo, hi = self.i_bounds
         return ste_round(torch.clamp(self.i, lo, hi))
@@ -362,6 +376,7 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
         """
         if lo is None:
             lo, hi = self.cal_range
+        lo, hi = self._pooled(lo), self._pooled(hi, largest=True)
         fi = self._flat(self.f_int().detach().to(torch.float64))
         if self.saturating:
             ii = self._flat(self.i_int().detach().to(torch.float64))
@@ -498,9 +513,9 @@ class ActivationQuantizer(_BitsMixin, nn.Module):
             if self.signed is not None:
                 signed = torch.full((self.size,), bool(self.signed), device=fi.device)
             elif use_cal:
-                signed = self.cal_range[0].to(fi.device) < 0
+                signed = self._pooled(self.cal_range[0]).to(fi.device) < 0
             elif self._last_range is not None:
-                signed = self._last_range[0].to(fi.device) < 0
+                signed = self._pooled(self._last_range[0]).to(fi.device) < 0
             else:
                 raise QuantizerError("run a forward pass (or calibrate) before asking for bit counts")
             return torch.relu(signed.to(fi.dtype) + ii + fi)

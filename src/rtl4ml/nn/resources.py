@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..torch_common import export_class
+from .attention import QEinsum, QSelfAttention
 from .conv import _QAvgPool, _QConv, _QMaxPool
 from .layers import QLinear
 from .tables import QSoftmax, QTable
@@ -34,7 +35,7 @@ def ordered_layers(model: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn
     quantizer sub-modules. For models with their own ``forward``, registration order is the
     forward order only if the model registers its layers in the order it calls them.
     """
-    if export_class(type(model)) is not None or not list(model.children()):
+    if export_class(type(model)) is not None or isinstance(model, QSelfAttention) or not list(model.children()):
         yield prefix.rstrip("."), model
         return
     for name, child in model.named_children():
@@ -65,7 +66,14 @@ def _layer_terms(model: nn.Module):
     bits_in = None
     for name, m in ordered_layers(model):
         q = getattr(m, "quantizer", None)
-        if isinstance(m, (QTable, QSoftmax)):
+        if isinstance(m, QSelfAttention):
+            for term in m.layer_terms(name, bits_in):
+                yield term
+            bits_in = None
+        elif isinstance(m, QEinsum):
+            yield name, m, None
+            bits_in = None
+        elif isinstance(m, (QTable, QSoftmax)):
             yield name, m, bits_in
             bits_in = q.bits().reshape(q.shape)
         elif isinstance(q, ActivationQuantizer):
@@ -96,20 +104,22 @@ def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
     """
     total = None
     for name, layer, bits_in in _layer_terms(model):
-        if bits_in is None and not isinstance(layer, QSoftmax):
+        if bits_in is None and not isinstance(layer, (QSoftmax, QEinsum)):
             raise QuantizerError(f"layer {name!r} has no quantizer in front of it (qnn.QInput, qnn.QReLU or "
                                  "qnn.QActivation), so its input bits are unknown")
-        if isinstance(layer, (QTable, QSoftmax)):
+        if isinstance(layer, QEinsum):
+            term = layer.ebops()
+        elif isinstance(layer, (QTable, QSoftmax)):
             term = table_cost(layer, bits_in)
         elif isinstance(layer, _QConv):
             term = layer.ebops(bits_in, accumulator)
         else:
             bw = layer.weight_bits()
-            bits_in = bits_in.reshape(-1).to(bw.dtype)
-            term = (bw * bits_in[None, :]).sum()
+            rows = bits_in.reshape(-1, layer.in_features).to(bw.dtype)   # one row per particle / position
+            term = (bw[None] * rows[:, None, :]).sum()
             if accumulator:
                 live = (bw.detach() > 0).to(bw.dtype)
-                term = term + (live * (bw + bits_in[None, :])).sum()
+                term = term + (live[None] * (bw[None] + rows[:, None, :])).sum()
         total = term if total is None else total + term
     if total is None:
         raise QuantizerError("the model has no QLinear or QConv layer to count EBOPs for")
@@ -150,7 +160,7 @@ def layer_costs(model: nn.Module) -> list[LayerCost]:
     out = []
     with torch.no_grad():
         for name, layer, bits_in in _layer_terms(model):
-            if isinstance(layer, (QTable, QSoftmax)):
+            if isinstance(layer, (QTable, QSoftmax, QEinsum)):
                 continue
             bw = layer.weight_bits().double()
             live = bw > 0
@@ -162,8 +172,9 @@ def layer_costs(model: nn.Module) -> list[LayerCost]:
             else:
                 n_in = layer.in_features
                 bi = bits_in.reshape(-1).double() if bits_in is not None else torch.zeros(n_in, dtype=torch.float64)
-                e = float((bw * bi[None, :]).sum())
-                acc = float((live * (bw + bi[None, :])).sum())
+                rows = bi.reshape(-1, n_in)
+                e = float((bw[None] * rows[:, None, :]).sum())
+                acc = float((live[None] * (bw[None] + rows[:, None, :])).sum())
             out.append(LayerCost(
                 name=name, ebops=e, accumulator=acc, live_weights=int(live.sum()), weights=bw.numel(),
                 mean_weight_bits=float(bw[live].mean()) if live.any() else 0.0,

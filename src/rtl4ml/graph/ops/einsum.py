@@ -114,6 +114,19 @@ class Einsum(Op):
         return TensorType(np.asarray(lo, dtype=object).reshape(f.shape), np.asarray(hi, dtype=object).reshape(f.shape),
                           f)
 
+    def sum_bound(self, ta: TensorType, tb: TensorType) -> int:
+        """Bound on every partial sum of the products with both operands aligned to their
+        finest fraction (in units of the product of those LSBs): below 2**53 float64
+        computes the einsum exactly in any order, below 2**62 int64 does."""
+        a, b, out = self.subscripts
+        Fa, Fb = int(ta.fraction.max(initial=0)), int(tb.fraction.max(initial=0))
+        ma = np.maximum(np.abs(ta.lo), np.abs(ta.hi)) * (2 ** (Fa - ta.fraction).astype(object))
+        mb = np.maximum(np.abs(tb.lo), np.abs(tb.hi)) * (2 ** (Fb - tb.fraction).astype(object))
+        if not ma.size or not mb.size:
+            return 0
+        bound = np.einsum(f"{a},{b}->{out}", np.asarray(ma, dtype=object), np.asarray(mb, dtype=object))
+        return int(np.max(bound, initial=0)) if np.ndim(bound) else int(bound)
+
     def emulator(self, in_types, out_type):
         """Both operands aligned to their finest fraction, one ``np.einsum`` (float64 when every
         partial sum is provably below 2**53, else int64), then an exact right shift to each
@@ -121,12 +134,8 @@ class Einsum(Op):
         ta, tb = in_types
         Fa, Fb = int(ta.fraction.max(initial=0)), int(tb.fraction.max(initial=0))
         ua, ub = Fa - ta.fraction, Fb - tb.fraction
-        mag = lambda t, u: np.maximum(np.abs(t.lo), np.abs(t.hi)) * (2 ** u.astype(object))   # noqa: E731
         a, b, out = self.subscripts
-        ma, mb = mag(ta, ua), mag(tb, ub)
-        ma = ma if ma.ndim else ma.reshape(())
-        bound = np.einsum(f"{a},{b}->{out}", ma.astype(object), mb.astype(object)) if ma.size and mb.size else 0
-        bound = int(np.max(bound, initial=0)) if np.ndim(bound) else int(bound)
+        bound = self.sum_bound(ta, tb)
         if bound >= 2**MAX_WIDTH:
             raise WidthError(f"einsum {self.equation!r} sums reach {bound.bit_length()} bits, more than the "
                              f"{MAX_WIDTH} bits the int64 emulator represents exactly; quantize its operands to "
