@@ -91,6 +91,38 @@ def distilled_qat(model: torch.nn.Module, float_model: torch.nn.Module, x: np.nd
     return qnn.calibrate(model, x)
 
 
+#: anomaly detection on jets: trained on g and q jets, W, Z and top jets are the signals
+BACKGROUND = (0, 1)
+SIGNALS = {"W": 2, "Z": 3, "t": 4}
+
+
+def anomaly_split(d, labels: np.ndarray, args, small_test: int) -> tuple[np.ndarray, np.ndarray]:
+    """(background jets of the training split, test jets): the file's own split when it has
+    one (``jets_pythia8``), else 60 / 40 at random; ``--small`` keeps ``small_test`` test jets."""
+    if "split" in d:
+        train, test = d["split"] == 0, d["split"] == 2
+    else:
+        train = np.random.default_rng(args.seed).random(len(labels)) < 0.6
+        test = ~train
+    if args.small:
+        test &= np.cumsum(test) <= small_test
+    return train & np.isin(labels, BACKGROUND), test
+
+
+def anomaly_report(model, float_model, design, x: np.ndarray, labels: np.ndarray, args) -> None:
+    """The score's width, the proof and hardware figures, and the AUC per signal for the
+    float model and the bit-exact design."""
+    score = design.graph.types[design.graph.outputs[0]]
+    print(f"design output: the anomaly score, one {score.max_width()}-bit number per jet")
+    hw = check_and_measure(model, design, x, args)
+    with torch.no_grad():
+        fl = float_model(torch.tensor(x, dtype=torch.float32)).numpy()
+    for name, k in SIGNALS.items():
+        keep = np.isin(labels, BACKGROUND + (k,))
+        sig = labels[keep] == k
+        print(f"AUC {name} vs q/g: float {roc_auc(fl[keep], sig):.4f}, bit-exact design {roc_auc(hw[keep], sig):.4f}")
+
+
 def roc_auc(score: np.ndarray, signal: np.ndarray) -> float:
     """Area under the ROC curve of ``score`` (higher: more signal-like)."""
     return auc(*roc_curve(score, signal))

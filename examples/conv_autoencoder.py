@@ -18,11 +18,7 @@ from torch import nn
 
 import rtl4ml
 import rtl4ml.nn as qnn
-from _common import DATA, arguments, check_and_measure, distilled_qat, roc_auc
-
-BACKGROUND = (0, 1)      # g, q
-SIGNALS = {"W": 2, "Z": 3, "t": 4}
-
+from _common import DATA, anomaly_report, anomaly_split, arguments, distilled_qat
 
 class ConvAutoencoder(nn.Module):
     """Conv1D encoder, dense decoder; the output is the reconstruction error per jet."""
@@ -58,15 +54,7 @@ def main() -> None:
     d = np.load(args.data)
     x = d["constituents"].astype(np.float64).transpose(0, 2, 1)     # (N, 3, 30): channels first
     y = d["labels"].astype(np.int64)
-    rng = np.random.default_rng(args.seed)
-    if "split" in d:
-        train, test = d["split"] == 0, d["split"] == 2
-    else:
-        train = rng.random(len(x)) < 0.6
-        test = ~train
-    if args.small:
-        test &= np.cumsum(test) <= 600
-    tr = train & np.isin(y, BACKGROUND)
+    tr, test = anomaly_split(d, y, args, small_test=600)
     mean = x[tr].mean(axis=(0, 2), keepdims=True)
     std = x[tr].std(axis=(0, 2), keepdims=True) + 1e-9
     x = (x - mean) / std
@@ -78,17 +66,7 @@ def main() -> None:
     model = distilled_qat(ConvAutoencoder(channels, latent, q=True), float_ae, x[tr], max(1, args.epochs // 4), beta,
                           args.seed)
     design = rtl4ml.convert(model, clock_ns=args.clock_ns, name="conv_autoencoder")
-    score = design.graph.types[design.graph.outputs[0]]
-    print(f"design output: the anomaly score, one {score.max_width()}-bit number per jet")
-
-    xt = x[test]
-    hw = check_and_measure(model, design, xt, args)
-    with torch.no_grad():
-        fl = float_ae(torch.tensor(xt, dtype=torch.float32)).numpy()
-    for name, k in SIGNALS.items():
-        keep = np.isin(y[test], BACKGROUND + (k,))
-        sig = y[test][keep] == k
-        print(f"AUC {name} vs q/g: float {roc_auc(fl[keep], sig):.4f}, bit-exact design {roc_auc(hw[keep], sig):.4f}")
+    anomaly_report(model, float_ae, design, x[test], y[test], args)
 
 
 if __name__ == "__main__":

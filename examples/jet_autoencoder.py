@@ -19,11 +19,7 @@ from torch import nn
 
 import rtl4ml
 import rtl4ml.nn as qnn
-from _common import DATA, arguments, check_and_measure, distilled_qat, roc_auc
-
-BACKGROUND = (0, 1)      # g, q
-SIGNALS = {"W": 2, "Z": 3, "t": 4}
-
+from _common import DATA, anomaly_report, anomaly_split, arguments, distilled_qat
 
 class Autoencoder(nn.Module):
     """``score(x) = sum((x - decode(encode(x)))**2)`` over the features, one per sample.
@@ -56,16 +52,7 @@ def main() -> None:
     args = arguments(__doc__, DATA / "jets_2500.npz", epochs=60)
     d = np.load(args.data)
     x, y = d["features"].astype(np.float64), d["labels"].astype(np.int64)
-    rng = np.random.default_rng(args.seed)
-    if "split" in d:
-        train, test = d["split"] == 0, d["split"] == 2
-    else:
-        train = rng.random(len(x)) < 0.6
-        test = ~train
-    if args.small:
-        test &= np.cumsum(test) <= 1000
-    bkg = np.isin(y, BACKGROUND)
-    tr = train & bkg
+    tr, test = anomaly_split(d, y, args, small_test=1000)
     mean, std = x[tr].mean(0), x[tr].std(0) + 1e-9
     x = (x - mean) / std
     hidden = (8, 3) if args.small else (12, 4)
@@ -76,17 +63,7 @@ def main() -> None:
     model = distilled_qat(Autoencoder(16, hidden, q=True), float_ae, x[tr], max(1, args.epochs // 4), beta,
                           args.seed)
     design = rtl4ml.convert(model, clock_ns=args.clock_ns, name="jet_autoencoder")
-    score = design.graph.types[design.graph.outputs[0]]
-    print(f"design output: the anomaly score, one {score.max_width()}-bit number per jet")
-
-    xt = x[test]
-    hw = check_and_measure(model, design, xt, args)
-    with torch.no_grad():
-        fl = float_ae(torch.tensor(xt, dtype=torch.float32)).numpy()
-    for name, k in SIGNALS.items():
-        keep = np.isin(y[test], BACKGROUND + (k,))
-        sig = y[test][keep] == k
-        print(f"AUC {name} vs q/g: float {roc_auc(fl[keep], sig):.4f}, bit-exact design {roc_auc(hw[keep], sig):.4f}")
+    anomaly_report(model, float_ae, design, x[test], y[test], args)
 
 
 if __name__ == "__main__":
