@@ -18,7 +18,7 @@ from torch import nn
 
 from ..fixed import parse_type, quantize
 from ..torch_common import fold_batchnorm_params
-from .export import export_avgpool, export_conv, export_maxpool
+from .export import export_avgpool, export_conv, export_maxpool, quantized_params
 from .quantizer import QuantizerError, WeightQuantizer, cast_checked
 
 _CONV = {1: F.conv1d, 2: F.conv2d}
@@ -154,15 +154,7 @@ class _QConv(nn.Module):
 
     def export_params(self) -> tuple[np.ndarray, np.ndarray]:
         """Exact float64 weight (C_out, C_in/groups, *kernel) and bias (C_out,)."""
-        was = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                wq, bq = self.quantized()
-        finally:
-            self.train(was)
-        b = np.zeros(self.out_channels) if bq is None else bq.detach().cpu().numpy().copy()
-        return wq.detach().cpu().numpy().copy(), b
+        return quantized_params(self, self.out_channels)
 
     def rtl4ml_export(self, ctx, name: str, inputs: list) -> str:
         return export_conv(self, ctx, name, inputs)

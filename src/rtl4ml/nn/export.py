@@ -11,6 +11,7 @@ for bit. This module knows the Graph and the export context, never the torch fro
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..graph import Graph
 from ..graph.composite import softmax
@@ -27,6 +28,20 @@ def _digest(ctx: ExportContext) -> int:
     if "qat_digest" not in ctx.cache:
         ctx.cache["qat_digest"] = parameter_digest(ctx.model)
     return ctx.cache["qat_digest"]
+
+
+def quantized_params(layer, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """A QLinear's or QConv's exact float64 quantized weight and bias (zeros without one),
+    as its evaluation forward pass uses them, whatever mode the layer is in."""
+    was = layer.training
+    layer.eval()
+    try:
+        with torch.no_grad():
+            wq, bq = layer.quantized()
+    finally:
+        layer.train(was)
+    b = np.zeros(n_out) if bq is None else bq.detach().cpu().numpy().copy()
+    return wq.detach().cpu().numpy().copy(), b
 
 
 def _one(inputs: list, name: str, layer) -> object:

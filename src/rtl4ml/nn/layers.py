@@ -25,7 +25,7 @@ from torch import nn
 
 from ..fixed import FixedTypeArray
 from ..torch_common import fold_batchnorm_params
-from .export import export_activation, export_input, export_linear
+from .export import export_activation, export_input, export_linear, quantized_params
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer, cast_checked
 
 
@@ -222,13 +222,5 @@ class QLinear(nn.Module):
 
     def export_params(self) -> tuple[np.ndarray, np.ndarray]:
         """Exact float64 weight (in, out) and bias (out,) of the exported Dense layer."""
-        was = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                wq, bq = self.quantized()
-        finally:
-            self.train(was)
-        w = wq.detach().cpu().numpy().T.copy()
-        b = np.zeros(self.out_features) if bq is None else bq.detach().cpu().numpy().copy()
-        return w, b
+        w, b = quantized_params(self, self.out_features)
+        return w.T.copy(), b
