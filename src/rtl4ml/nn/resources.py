@@ -61,11 +61,15 @@ def _layer_terms(model: nn.Module):
 
     The bits of a layer's input come from the quantizer before it (a QActivation, a table's
     output quantizer); pooling passes the largest bits of each window on, flattening keeps
-    them; any other layer in between makes them unknown.
+    them; any other layer in between makes them unknown. A QLinear right after another one
+    that read known bits reads the same tensor (the projections of one input).
     """
-    bits_in = None
+    bits_in = sibling = None
     for name, m in ordered_layers(model):
         q = getattr(m, "quantizer", None)
+        if isinstance(m, QLinear) and bits_in is None and sibling is not None and \
+                sibling.numel() % m.in_features == 0 and sibling.shape[-1] == m.in_features:
+            bits_in = sibling     # a second layer reading the same tensor (projections of one input)
         if isinstance(m, QSelfAttention):
             for term in m.layer_terms(name, bits_in):
                 yield term
@@ -77,10 +81,10 @@ def _layer_terms(model: nn.Module):
             yield name, m, bits_in
             bits_in = q.bits().reshape(q.shape)
         elif isinstance(q, ActivationQuantizer):
-            bits_in = q.bits().reshape(q.shape)
+            bits_in, sibling = q.bits().reshape(q.shape), None
         elif isinstance(m, (QLinear, _QConv)):
             yield name, m, bits_in
-            bits_in = None
+            bits_in, sibling = None, bits_in
         elif isinstance(m, (_QMaxPool, _QAvgPool)) and bits_in is not None:
             fn = torch.nn.functional.max_pool1d if m.ndim == 1 else torch.nn.functional.max_pool2d
             bits_in = fn(bits_in[None], m.kernel_size, m.stride, m.padding)[0]
@@ -115,6 +119,10 @@ def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
             term = layer.ebops(bits_in, accumulator)
         else:
             bw = layer.weight_bits()
+            if bits_in.numel() % layer.in_features or bits_in.shape[-1] != layer.in_features:
+                raise QuantizerError(f"layer {name!r} (QLinear({layer.in_features}, ...)) follows a quantizer of "
+                                     f"shape {tuple(bits_in.shape)}, so its input bits are unknown; put a "
+                                     "qnn.QActivation right before it")
             rows = bits_in.reshape(-1, layer.in_features).to(bw.dtype)   # one row per particle / position
             term = (bw[None] * rows[:, None, :]).sum()
             if accumulator:

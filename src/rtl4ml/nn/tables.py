@@ -118,6 +118,8 @@ class QSoftmax(nn.Module):
             raise QuantizerError("QSoftmax over the batch axis (dim 0) is not supported")
         if self.training:
             return self.quantizer(torch.softmax(x, dim=self.dim))
+        if not self.quantizer.initialized:       # sized (and typed) by the model's input, not the float64 below
+            self.quantizer._check_input(x)
         t = self.internal_types(x.shape[self.dim])
         v = x.detach().cpu().numpy().astype(np.float64)
         v = np.maximum(v.max(axis=self.dim, keepdims=True) - v, 0)
