@@ -249,7 +249,7 @@ def test_cli_rough_inputs_have_clear_messages(model, tmp_path, capsys):
          "weight_type for layer '0': fixed-point type 'fixed<80,3>' has 80 bits"),
         ([], "trunc.pt", "trunc.pt (not a torch.save file, or truncated)"),
         ([], "notes.pt", "notes.pt (not a torch.save file, or truncated)"),
-        ([], "m.onnx", "m.onnx: ONNX models need the ONNX frontend, which rtl4ml does not have yet (planned)"),
+        ([], "m.onnx", "m.onnx: the ONNX model has no graph outputs"),
         ([], "xgb.json", "xgb.json: a tree model needs input_type"),
         ([], "m.ubj", "m.ubj: a tree model needs input_type"),
         (["--input-type", "fixed<8,3>"], "xgb.json", "xgb.json: booster None is not supported (only gbtree"),

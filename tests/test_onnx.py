@@ -111,3 +111,24 @@ def test_refusals_name_the_node():
     next(a for a in m.graph.node[4].attribute if a.name == "rounding_mode").s = b"HALF_DOWN"
     with pytest.raises(ConversionError, match=r"node 'q_act' \(Quant\): rounding_mode 'HALF_DOWN' is not supported"):
         from_onnx(m)
+
+
+def test_convert_reads_onnx_files(tmp_path):
+    """rtl4ml.convert and the command line take a .onnx path (by extension)."""
+    import rtl4ml
+    from rtl4ml.cli import main
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.array([[0.5, -0.25], [1.0, 0.75], [0.125, -1.0]], dtype=np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+                              "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+                              [numpy_helper.from_array(w, "W")])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    d = rtl4ml.convert(path, input_type="fixed<8,3>")
+    x = np.random.default_rng(0).normal(size=(200, 3))
+    np.testing.assert_array_equal(d.predict(x), np.maximum(rtl4ml.quantize(x, "fixed<8,3>") @ w.astype(np.float64), 0))
+    with pytest.raises(ValueError, match="an ONNX model fixes its input shapes"):
+        rtl4ml.convert(path, input_type="fixed<8,3>", input_shape=(3,))
+    assert main(["convert", str(path), "--input-type", "fixed<8,3>", "-o", str(tmp_path / "out")]) == 0

@@ -426,6 +426,15 @@ def _to_graph(model, options: dict) -> tuple[Graph, object]:
             return _trees_graph(path, options), None
         if path.suffix == ".json" or path.is_dir():
             return load(path).graph, None
+        if path.suffix.lower() == ".onnx":
+            if options.get("input_shape") is not None:
+                raise ValueError(f"{path}: an ONNX model fixes its input shapes; remove input_shape")
+            from .frontends.onnx import from_onnx, load_onnx
+            from .torch_common import ConversionError
+            onnx_model = load_onnx(path)
+            if not onnx_model.graph.output:
+                raise ConversionError(f"{path}: the ONNX model has no graph outputs (an empty or truncated file?)")
+            return from_onnx(onnx_model, **{k: v for k, v in options.items() if k != "input_shape"}), None
         from .frontends.formats import check_model_file
         check_model_file(path)
         from .frontends.torch import load_torch_file

@@ -2,8 +2,8 @@
 error names the frontend they need instead of a misleading parse error.
 
 rtl4ml reads ``torch.save``-d PyTorch models, XGBoost models (``.json``, ``.ubj``), scikit-learn
-models saved with skops and saved rtl4ml designs; the ONNX and Keras frontends of
-docs/design.md are planned.
+models saved with skops, ONNX/QONNX models (``.onnx``) and saved rtl4ml designs; the Keras
+frontend of docs/design.md is planned.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from pathlib import Path
 
 from ..torch_common import ConversionError
 
-_ONNX = "ONNX models need the ONNX frontend"
 _KERAS = "Keras models need the Keras frontend"
 
 #: file suffix -> what the file is and the frontend it needs
 SUFFIXES = {
-    ".onnx": _ONNX,
     ".keras": _KERAS, ".h5": _KERAS, ".hdf5": _KERAS,
     ".pkl": "pickle files are not read (unpickling runs arbitrary code); save a scikit-learn model with skops "
             "(skops.io.dump(model, 'model.skops')) and an XGBoost model with model.save_model('model.json'), or "
@@ -64,4 +62,5 @@ def check_json_model(path: Path, data: dict) -> None:
     if "class_name" in data and "config" in data:
         raise _refuse(path, _KERAS)
     if "graph" in data and "opsetImport" in data:
-        raise _refuse(path, _ONNX)
+        raise ConversionError(f"{path} is an ONNX model in JSON form; rtl4ml reads binary ONNX files: save it with "
+                              "onnx.save(model, 'model.onnx')")
