@@ -52,13 +52,7 @@ def _one(inputs: list, name: str, layer) -> object:
 
 def activation_types(ctx: ExportContext, name: str, layer):
     """The calibrated per-element types of a QActivation (or its subclasses)."""
-    q = layer.quantizer
-    try:
-        check_calibrated(ctx.model, q, name, _digest(ctx) if q.needs_calibration and q.initialized
-                         and bool(q.calibrated) else None)
-        return q.fixed_types()
-    except QuantizerError as e:
-        raise ConversionError(str(e)) from None
+    return _quantizer_types(ctx, name, layer.quantizer)
 
 
 def export_input(layer, ctx: ExportContext, name: str, inputs: list) -> str:
