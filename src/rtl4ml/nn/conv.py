@@ -9,17 +9,15 @@ exact; an average pool is the window's sum times ``1/count`` quantized to ``scal
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..fixed import parse_type, quantize
-from ..torch_common import fold_batchnorm_params
 from .export import export_avgpool, export_conv, export_maxpool, quantized_params
-from .quantizer import QuantizerError, WeightQuantizer, cast_checked
+from .quantizer import QuantizerError, cast_checked
+from .weighted import QWeightedLayer
 
 _CONV = {1: F.conv1d, 2: F.conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
@@ -29,7 +27,7 @@ def _tuple(v, n: int) -> tuple[int, ...]:
     return (int(v),) * n if isinstance(v, (int, np.integer)) else tuple(int(a) for a in v)
 
 
-class _QConv(nn.Module):
+class _QConv(QWeightedLayer):
     """``conv(x, Wq, bq)`` with weights and bias quantized to learnable per-element precision.
 
     ``granularity`` of the weights' fractional bits: ``"element"`` (default), ``"channel"``
@@ -55,21 +53,10 @@ class _QConv(nn.Module):
         self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.empty(self.out_channels)) if bias else None
         self.reset_parameters()
-        self.weight_quantizer = WeightQuantizer(shape, granularity=granularity, init_f=init_f, rounding=rounding,
-                                                f_bounds=f_bounds)
-        self.bias_quantizer = WeightQuantizer(
-            (self.out_channels,), granularity="layer" if granularity == "layer" else "element",
-            init_f=init_f if bias_init_f is None else bias_init_f, rounding=rounding, f_bounds=f_bounds,
-        ) if (bias or batchnorm) else None
-        self.bn = _BN[n](self.out_channels, eps=eps, momentum=momentum) if batchnorm else None
-
-    def reset_parameters(self) -> None:
-        """As ``nn.Conv*d``: Kaiming-uniform weights, uniform bias."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight[0].numel()
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            nn.init.uniform_(self.bias, -bound, bound)
+        self._init_quantizers(self.out_channels, bias or batchnorm,
+                              _BN[n](self.out_channels, eps=eps, momentum=momentum) if batchnorm else None,
+                              granularity=granularity, init_f=init_f, bias_init_f=bias_init_f, rounding=rounding,
+                              f_bounds=f_bounds)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -79,44 +66,7 @@ class _QConv(nn.Module):
     def _conv(self, x, w, b):
         return _CONV[self.ndim](x, w, b, self.stride, self.padding, self.dilation, self.groups)
 
-    def folded(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The float weight and bias before quantization (BatchNorm folded in): batch
-        statistics of ``x`` in training, running statistics (float64) otherwise."""
-        if self.bn is None:
-            return self.weight, self.bias
-        if self.training and x is not None:
-            bn = self.bn
-            y = self._conv(x, self.weight, self.bias)
-            dims = (0,) + tuple(range(2, y.ndim))
-            mean, var = y.mean(dims), y.var(dims, unbiased=False)
-            if bn.track_running_stats:
-                with torch.no_grad():
-                    n = y.numel() // y.shape[1]
-                    m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked + 1)
-                    bn.running_mean.mul_(1 - m).add_(m * mean.detach().to(bn.running_mean.dtype))
-                    bn.running_var.mul_(1 - m).add_(m * (var.detach() * (n / max(n - 1, 1))).to(bn.running_var.dtype))
-                    bn.num_batches_tracked += 1
-            return fold_batchnorm_params(self.weight, self.bias, bn, mean, var)
-        return self._fold_running(torch.float64)
-
-    def _fold_running(self, dtype: torch.dtype | None = None):
-        w, b = self.weight, self.bias
-        if dtype is not None:
-            w, b = w.to(dtype), None if b is None else b.to(dtype)
-        if self.bn is None:
-            return w, b
-        if not self.bn.track_running_stats:
-            raise QuantizerError(f"{type(self).__name__}(batchnorm=True) with track_running_stats=False cannot be "
-                                 "evaluated or exported")
-        return fold_batchnorm_params(w, b, self.bn, self.bn.running_mean.to(w.dtype), self.bn.running_var.to(w.dtype))
-
-    def quantized(self, x: torch.Tensor | None = None):
-        w, b = self.folded(x)
-        if not self.training:
-            w, b = w.to(torch.float64), None if b is None else b.to(torch.float64)
-        wq = self.weight_quantizer(w)
-        bq = self.bias_quantizer(b) if (b is not None and self.bias_quantizer is not None) else b
-        return wq, bq
+    _float_output = _conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != self.ndim + 2 or x.shape[1] != self.in_channels:
@@ -128,17 +78,6 @@ class _QConv(nn.Module):
             return self._conv(x, wq, bq)
         wq, bq = self.quantized()
         return cast_checked(self._conv(x.to(torch.float64), wq, bq), self.weight.dtype, self)
-
-    def weight_bits(self) -> torch.Tensor:
-        """Differentiable bit count of every quantized weight (the weight's shape); 0 = pruned."""
-        w, _ = self._fold_running()
-        return self.weight_quantizer.bits(w)
-
-    def bias_bits(self) -> torch.Tensor:
-        _, b = self._fold_running()
-        if b is None or self.bias_quantizer is None:
-            return torch.zeros(self.out_channels, device=self.weight.device)
-        return self.bias_quantizer.bits(b)
 
     def ebops(self, bits_in: torch.Tensor, accumulator: bool = True) -> torch.Tensor:
         """``sum over output positions and taps of bits(x) * bits(w)`` (padding reads 0 bits),

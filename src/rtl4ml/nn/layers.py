@@ -16,17 +16,15 @@ a float64 product-sum is exact while it stays below 2**53 (checked at export).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..fixed import FixedTypeArray
-from ..torch_common import fold_batchnorm_params
 from .export import export_activation, export_input, export_linear, quantized_params
-from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer, cast_checked
+from .quantizer import ActivationQuantizer, QuantizerError, cast_checked
+from .weighted import QWeightedLayer
 
 
 class QActivation(nn.Module):
@@ -94,7 +92,7 @@ class QInput(QActivation):
         return export_input(self, ctx, name, inputs)
 
 
-class QLinear(nn.Module):
+class QLinear(QWeightedLayer):
     """``y = x @ Wq.T + bq`` with weights and bias quantized to learnable per-element precision.
 
     ``granularity`` of the weights' fractional bits: ``"element"`` (one per weight, the
@@ -118,75 +116,21 @@ class QLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(self.out_features, self.in_features))
         self.bias = nn.Parameter(torch.empty(self.out_features)) if bias else None
         self.reset_parameters()
-        self.weight_quantizer = WeightQuantizer((self.out_features, self.in_features), granularity=granularity,
-                                                init_f=init_f, rounding=rounding, f_bounds=f_bounds)
-        has_bias = bias or batchnorm
-        self.bias_quantizer = WeightQuantizer(
-            (self.out_features,), granularity="layer" if granularity == "layer" else "element",
-            init_f=init_f if bias_init_f is None else bias_init_f, rounding=rounding, f_bounds=f_bounds,
-        ) if has_bias else None
-        self.bn = nn.BatchNorm1d(self.out_features, eps=eps, momentum=momentum) if batchnorm else None
-
-    def reset_parameters(self) -> None:
-        """As ``nn.Linear``: Kaiming-uniform weights, uniform bias."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
-            nn.init.uniform_(self.bias, -bound, bound)
+        self._init_quantizers(self.out_features, bias or batchnorm,
+                              nn.BatchNorm1d(self.out_features, eps=eps, momentum=momentum) if batchnorm else None,
+                              granularity=granularity, init_f=init_f, bias_init_f=bias_init_f, rounding=rounding,
+                              f_bounds=f_bounds)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, batchnorm={self.bn is not None}")
 
-    # ------------------------------------------------------------------ folding
-
-    def folded(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The float weight and bias before quantization (BatchNorm folded in).
-
-        Training: the BatchNorm uses the batch statistics of ``x`` (and updates its running
-        ones); evaluation and export: the running statistics, folded in float64.
-        """
-        if self.bn is None:
-            return self.weight, self.bias
-        if self.training and x is not None:
-            bn = self.bn
-            y = F.linear(x, self.weight, self.bias).reshape(-1, self.out_features)   # rows: samples x particles
-            mean, var = y.mean(0), y.var(0, unbiased=False)
-            if bn.track_running_stats:
-                with torch.no_grad():
-                    n = y.shape[0]
-                    m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked + 1)
-                    bn.running_mean.mul_(1 - m).add_(m * mean.detach().to(bn.running_mean.dtype))
-                    unbiased = var.detach() * (n / max(n - 1, 1))
-                    bn.running_var.mul_(1 - m).add_(m * unbiased.to(bn.running_var.dtype))
-                    bn.num_batches_tracked += 1
-            return fold_batchnorm_params(self.weight, self.bias, self.bn, mean, var)
-        return self._fold_running(torch.float64)
-
-    def _fold_running(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Weight and bias with the BatchNorm's running statistics folded in (in ``dtype``)."""
-        w, b = self.weight, self.bias
-        if dtype is not None:
-            w, b = w.to(dtype), None if b is None else b.to(dtype)
-        if self.bn is None:
-            return w, b
-        if not self.bn.track_running_stats:
-            raise QuantizerError("QLinear(batchnorm=True) with track_running_stats=False cannot be evaluated or "
-                                 "exported: BatchNorm needs running statistics to fold into the weights")
-        return fold_batchnorm_params(w, b, self.bn, self.bn.running_mean.to(w.dtype),
-                                    self.bn.running_var.to(w.dtype))
-
     # ------------------------------------------------------------------ forward
 
-    def quantized(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Quantized weight (out, in) and bias (differentiable: STE and f surrogate)."""
-        w, b = self.folded(x)
-        if not self.training:
-            w = w.to(torch.float64)
-            b = None if b is None else b.to(torch.float64)
-        wq = self.weight_quantizer(w)
-        bq = self.bias_quantizer(b) if (b is not None and self.bias_quantizer is not None) else b
-        return wq, bq
+    _channel_axis = -1
+
+    def _float_output(self, x, w, b):
+        return F.linear(x, w, b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim < 2 or x.shape[-1] != self.in_features:
@@ -200,21 +144,6 @@ class QLinear(nn.Module):
         return cast_checked(y, self.weight.dtype, self)
 
     # ------------------------------------------------------------------ resources and export
-
-    def weight_bits(self) -> torch.Tensor:
-        """Differentiable bit count of every quantized weight, shape (out, in); 0 = pruned.
-
-        With a BatchNorm, the weights folded with its running statistics are counted.
-        """
-        w, _ = self._fold_running()
-        return self.weight_quantizer.bits(w)
-
-    def bias_bits(self) -> torch.Tensor:
-        """Differentiable bit count of every quantized bias element, shape (out,)."""
-        _, b = self._fold_running()
-        if b is None or self.bias_quantizer is None:
-            return torch.zeros(self.out_features, device=self.weight.device)
-        return self.bias_quantizer.bits(b)
 
     def rtl4ml_export(self, ctx, name: str, inputs: list) -> str:
         """Append this layer's Dense node (exact quantized parameters); returns its name."""
