@@ -12,6 +12,11 @@ import rtl4ml
 from rtl4ml.cli import main
 
 torch = pytest.importorskip("torch")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
 nn = torch.nn
 
 
@@ -253,8 +258,10 @@ def test_cli_rough_inputs_have_clear_messages(model, tmp_path, capsys):
         ([], "xgb.json", "xgb.json: a tree model needs input_type"),
         ([], "m.ubj", "m.ubj: a tree model needs input_type"),
         (["--input-type", "fixed<8,3>"], "xgb.json", "xgb.json: booster None is not supported (only gbtree"),
-        ([], "m.keras", "m.keras: Keras models need the Keras frontend, which rtl4ml does not have yet (planned)"),
-        ([], "m.h5", "m.h5: Keras models need the Keras frontend"),
+        ([], "m.keras", "m.keras: Keras could not load the model" if _has("keras") else
+                        "m.keras: the Keras frontend needs Keras 3: pip install 'rtl4ml[keras]'"),
+        ([], "m.h5", "m.h5: a legacy HDF5 Keras file; rtl4ml reads Keras 3 .keras files: load the model with Keras "
+                     "and re-save it with model.save('model.keras')"),
         ([], "m.pkl", "m.pkl: pickle files are not read (unpickling runs arbitrary code); save a scikit-learn model "
                       "with skops"),
     ]
@@ -265,3 +272,36 @@ def test_cli_rough_inputs_have_clear_messages(model, tmp_path, capsys):
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
     assert main(["convert", str(tmp_path / "other.json"), "-o", str(tmp_path / "o")]) == 2
     assert "not an rtl4ml design" in capsys.readouterr().err
+
+
+def test_cli_reads_keras_files_and_format_overrides(tmp_path, capsys):
+    """A .keras file by its name; --format keras for another name; --format onnx forces the ONNX reader."""
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu", name="fc"),
+                          keras.layers.Dense(2, name="out")])
+    rng = np.random.default_rng(0)
+    m.set_weights([np.round(rng.normal(size=w.shape) * 4).astype(np.float32) / 4 for w in m.get_weights()])
+    m.save(tmp_path / "m.keras")
+    x = np.round(rng.normal(size=(50, 4)) * 4) / 4
+    np.save(tmp_path / "x.npy", x)
+    assert main(["convert", str(tmp_path / "m.keras"), "--input-type", "fixed<8,3>", "-o", str(tmp_path / "k")]) == 0
+    want = keras.ops.convert_to_numpy(m(x.astype(np.float32)))
+    np.testing.assert_array_equal(rtl4ml.load(tmp_path / "k").predict(x), want)
+    (tmp_path / "m.bin").write_bytes((tmp_path / "m.keras").read_bytes())
+    capsys.readouterr()
+    assert main(["convert", str(tmp_path / "m.bin"), "--input-type", "fixed<8,3>", "-o", str(tmp_path / "b")]) == 2
+    assert "m.bin is a Keras 3 model archive: name it model.keras, or pass format='keras' (--format keras)" in \
+        capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "m.bin"), "--format", "keras", "--input-type", "fixed<8,3>",
+                 "-o", str(tmp_path / "b")]) == 0
+    np.testing.assert_array_equal(rtl4ml.load(tmp_path / "b").predict(x), want)
+    capsys.readouterr()
+    assert main(["convert", str(tmp_path / "m.keras"), "--format", "onnx", "-o", str(tmp_path / "o")]) == 2
+    assert "m.keras: cannot read it as an ONNX model" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "k"), "--format", "design", "--clock-ns", "2", "-o",
+                 str(tmp_path / "k2")]) == 0
+    with pytest.raises(SystemExit):
+        main(["convert", str(tmp_path / "m.keras"), "--format", "tflite", "-o", str(tmp_path / "t")])
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .design import FORMATS
 from .sweep.cli import EXAMPLES as SWEEP_EXAMPLES
 
 
@@ -68,8 +69,9 @@ def _positive_int(text: str) -> int:
 
 def _add_model_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
     p.add_argument("model", nargs="?" if optional else None,
-                   help="saved design folder / design.json, a torch.save-d model file (.pt), an XGBoost model "
-                        "(.json, .ubj) or a scikit-learn model saved with skops (.skops)")
+                   help="saved design folder / design.json, a torch.save-d model file (.pt), an ONNX/QONNX model "
+                        "(.onnx), a Keras 3 / HGQ2 model (.keras), an XGBoost model (.json, .ubj) or a scikit-learn "
+                        "model saved with skops (.skops)")
     g = p.add_argument_group("conversion options", "Type options need a model file; --clock-ns, --name and --cmvm* "
                              "also rebuild a saved design with new hardware options.")
     g.add_argument("--input-type", action="append",
@@ -79,6 +81,8 @@ def _add_model_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
     g.add_argument("--weight-type", action="append", help="weight type, or LAYER=TYPE (repeatable)")
     g.add_argument("--bias-type", action="append", help="bias type (default: the weight type), or LAYER=TYPE")
     g.add_argument("--result-type", action="append", help="type of every Linear's output, or LAYER=TYPE")
+    g.add_argument("--format", default=None, choices=list(FORMATS),
+                   help="what the model file is (default: detected from its name and first bytes)")
     g.add_argument("--clock-ns", type=float, default=None, help="target clock period in ns (default 5.0)")
     g.add_argument("--name", default=None, help="Verilog module name (default net)")
     g.add_argument("--cmvm", default=None, choices=["cse", "plain"],
@@ -124,7 +128,8 @@ def _design(args):
     if not path.exists():
         raise CLIError(f"{path} does not exist")
     hardware = _hardware_options(args)
-    if _is_saved_design(path):
+    fmt = getattr(args, "format", None)
+    if fmt == "design" or (fmt is None and _is_saved_design(path)):
         typed = [_flag(o) for o in TYPE_OPTIONS if getattr(args, o) is not None]
         if typed:
             raise CLIError(f"{', '.join(typed)}: {path} is a saved design, whose types are fixed; type options apply "
@@ -142,7 +147,8 @@ def _design(args):
     shapes = {k: shape(v) for k, v in shapes.items()} if isinstance(shapes, dict) else shapes and shape(shapes)
     return rtl4ml.convert(path, input_type=_types(args.input_type), input_shape=shapes,
                           weight_type=_types(args.weight_type),
-                          bias_type=_types(args.bias_type), result_type=_types(args.result_type), **hardware)
+                          bias_type=_types(args.bias_type), result_type=_types(args.result_type), format=fmt,
+                          **hardware)
 
 
 def _load_inputs(path: str, n: int | None, names: list[str]):

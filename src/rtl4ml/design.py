@@ -378,8 +378,13 @@ class Design:
 
 def convert(model, input_type=None, weight_type=None, bias_type=None, result_type=None, clock_ns: float = 5.0,
             name: str = "net", cmvm: str = "cse", cmvm_depth_slack: int | None = 1, input_shape=None,
-            activation_type=None, table_input_type=None) -> Design:
-    """Convert a model (any ``torch.nn.Module``, a :class:`Graph`, or a model/design file path) to a Design.
+            activation_type=None, table_input_type=None, format: str | None = None) -> Design:
+    """Convert a model (any ``torch.nn.Module``, a Keras 3 / HGQ2 model, a :class:`Graph`, or a
+    model/design file path) to a Design.
+
+    A file's kind is detected from its name and first bytes (``.onnx``, ``.keras``, XGBoost
+    ``.json``/``.ubj``, ``.skops``, a saved design, else ``torch.save``); ``format`` (one of
+    :data:`FORMATS`) overrides the detection, e.g. for a Keras file named ``model.bin``.
 
     A torch model's ``forward`` is traced (torch.fx) and each call in it translated; what
     rtl4ml cannot translate is refused with the layer or function and the line of code that
@@ -407,46 +412,100 @@ def convert(model, input_type=None, weight_type=None, bias_type=None, result_typ
     """
     graph, source = _to_graph(model, dict(input_type=input_type, input_shape=input_shape, weight_type=weight_type,
                                           bias_type=bias_type, result_type=result_type,
-                                          activation_type=activation_type, table_input_type=table_input_type))
+                                          activation_type=activation_type, table_input_type=table_input_type),
+                               format)
     d = Design(graph, name=name, clock_ns=clock_ns, cmvm=cmvm, cmvm_depth_slack=cmvm_depth_slack)
     d.model = source
     return d
 
 
-def _to_graph(model, options: dict) -> tuple[Graph, object]:
-    """The Graph of ``model``, and the torch module it came from (or None)."""
+#: the model formats ``convert(..., format=...)`` and ``rtl4ml convert --format`` accept
+FORMATS = ("torch", "onnx", "keras", "xgboost", "skops", "design")
+
+
+def _to_graph(model, options: dict, format: str | None = None) -> tuple[Graph, object]:
+    """The Graph of ``model``, and the torch module it came from (or None). ``format``
+    overrides the detection of a file's kind (see :data:`FORMATS`)."""
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"format {format!r} is not one of {', '.join(FORMATS)}")
     if isinstance(model, Graph):
         return model, None
     if isinstance(model, (str, Path)):
         path = Path(model)
         if not path.exists():
             raise FileNotFoundError(f"model file {path} does not exist")
-        from .frontends.trees import tree_file_kind
-        if path.is_file() and tree_file_kind(path):   # XGBoost .json/.ubj, scikit-learn .skops
+        if format is None:
+            format = _file_format(path)
+        if format in ("xgboost", "skops"):
             return _trees_graph(path, options), None
-        if path.suffix == ".json" or path.is_dir():
+        if format == "design":
             return load(path).graph, None
-        if path.suffix.lower() == ".onnx":
-            if options.get("input_shape") is not None:
-                raise ValueError(f"{path}: an ONNX model fixes its input shapes; remove input_shape")
-            from .frontends.onnx import from_onnx, load_onnx
-            from .torch_common import ConversionError
-            onnx_model = load_onnx(path)
-            if not onnx_model.graph.output:
-                raise ConversionError(f"{path}: the ONNX model has no graph outputs (an empty or truncated file?)")
-            return from_onnx(onnx_model, **{k: v for k, v in options.items() if k != "input_shape"}), None
+        if format == "onnx":
+            return _onnx_graph(path, options), None
+        if format == "keras":
+            return _keras_graph(path, options), None
         from .frontends.formats import check_model_file
         check_model_file(path)
         from .frontends.torch import load_torch_file
         model = load_torch_file(path)
-    if _is_torch_module(model):
+    elif format not in (None, "torch", "keras", "xgboost", "skops"):
+        raise ValueError(f"format {format!r} applies to a model file, not to an in-memory {type(model).__name__}")
+    if format in (None, "keras") and _is_keras_model(model):   # before torch: on its torch backend a Keras
+        return _keras_graph(model, options), None              # model is a torch.nn.Module too
+    if format in (None, "torch") and _is_torch_module(model):
         from .frontends.torch import from_torch
         return from_torch(model, **options), model
     from .frontends.trees import is_tree_model
-    if is_tree_model(model):
+    if format in (None, "xgboost", "skops") and is_tree_model(model):
         return _trees_graph(model, options), None
-    raise TypeError(f"cannot convert a {type(model).__name__}: rtl4ml converts torch.nn.Module models, "
-                    "scikit-learn and XGBoost tree models, rtl4ml Graphs and saved designs")
+    if format is not None:
+        raise TypeError(f"format={format!r}, but the model is a {type(model).__name__}")
+    raise TypeError(f"cannot convert a {type(model).__name__}: rtl4ml converts torch.nn.Module models, Keras 3 / "
+                    "HGQ2 models, scikit-learn and XGBoost tree models, rtl4ml Graphs and saved designs")
+
+
+def _file_format(path: Path) -> str:
+    """The format of a model file by its name (and, for ``.json``, its first bytes)."""
+    from .frontends.trees import tree_file_kind
+    kind = tree_file_kind(path) if path.is_file() else None
+    if kind:   # XGBoost .json/.ubj, scikit-learn .skops
+        return kind
+    if path.suffix == ".json" or path.is_dir():
+        return "design"
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    return "torch"
+
+
+def _onnx_graph(path: Path, options: dict) -> Graph:
+    if options.get("input_shape") is not None:
+        raise ValueError(f"{path}: an ONNX model fixes its input shapes; remove input_shape")
+    from .frontends.onnx import from_onnx, load_onnx
+    from .torch_common import ConversionError
+    onnx_model = load_onnx(path)
+    if not onnx_model.graph.output:
+        raise ConversionError(f"{path}: the ONNX model has no graph outputs (an empty or truncated file?)")
+    return from_onnx(onnx_model, **{k: v for k, v in options.items() if k != "input_shape"})
+
+
+def _keras_graph(model, options: dict) -> Graph:
+    """A Keras model or ``.keras`` file through :mod:`rtl4ml.frontends.keras`."""
+    if options.get("input_shape") is not None:
+        what = f"{model}: a" if isinstance(model, (str, Path)) else "a"
+        raise ValueError(f"{what} Keras model fixes its input shapes (its Input layers); remove input_shape")
+    from .frontends.keras import from_keras
+    return from_keras(model, **{k: v for k, v in options.items() if k != "input_shape"})
+
+
+def _is_keras_model(model) -> bool:
+    """Whether ``model`` is a Keras model, without importing Keras for other models."""
+    if not any(c.__module__.split(".")[0] == "keras" for c in type(model).__mro__):
+        return False
+    import keras
+    return isinstance(model, keras.Model)
 
 
 def _trees_graph(model, options: dict) -> Graph:

@@ -1,22 +1,25 @@
-"""Model files rtl4ml has no frontend for yet, recognised by name and content, so that the
-error names the frontend they need instead of a misleading parse error.
+"""Model files that reach the PyTorch loader but are not ``torch.save`` files, recognised by
+name and content, so that the error names what to do instead of a misleading parse error.
 
 rtl4ml reads ``torch.save``-d PyTorch models, XGBoost models (``.json``, ``.ubj``), scikit-learn
-models saved with skops, ONNX/QONNX models (``.onnx``) and saved rtl4ml designs; the Keras
-frontend of docs/design.md is planned.
+models saved with skops, ONNX/QONNX models (``.onnx``), Keras 3 / HGQ2 models (``.keras``) and
+saved rtl4ml designs. Legacy HDF5 Keras files (``.h5``) are refused with the way to re-save
+them; a ``.keras`` file under another name is pointed to ``format='keras'``.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from ..torch_common import ConversionError
 
-_KERAS = "Keras models need the Keras frontend"
+#: the error for an HDF5 (legacy Keras) file
+KERAS_H5 = ("a legacy HDF5 Keras file; rtl4ml reads Keras 3 .keras files: load the model with Keras and re-save it "
+            "with model.save('model.keras')")
 
-#: file suffix -> what the file is and the frontend it needs
+#: file suffix -> what the file is and what to do
 SUFFIXES = {
-    ".keras": _KERAS, ".h5": _KERAS, ".hdf5": _KERAS,
     ".pkl": "pickle files are not read (unpickling runs arbitrary code); save a scikit-learn model with skops "
             "(skops.io.dump(model, 'model.skops')) and an XGBoost model with model.save_model('model.json'), or "
             "pass the fitted model to rtl4ml.convert in Python",
@@ -27,11 +30,22 @@ _HDF5 = b"\x89HDF\r\n\x1a\n"
 _ZIP = b"PK\x03\x04"
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"   # the pickled magic number of old torch.save files
 _TAIL = (", which rtl4ml does not have yet (planned); rtl4ml converts PyTorch models (torch.save(model, 'model.pt'), "
-         "or rtl4ml.convert(model) in Python), XGBoost and scikit-learn tree models, and reads saved rtl4ml designs")
+         "or rtl4ml.convert(model) in Python), ONNX/QONNX and Keras 3 / HGQ2 models, XGBoost and scikit-learn tree "
+         "models, and reads saved rtl4ml designs")
 
 
 def _refuse(path: Path, what: str) -> ConversionError:
     return ConversionError(f"{path}: {what}{_TAIL}")
+
+
+def _is_keras_zip(path: Path) -> bool:
+    """A Keras 3 ``.keras`` archive (a zip with ``config.json`` and ``metadata.json``)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return {"config.json", "metadata.json"} <= names
 
 
 def check_model_file(path: Path) -> None:
@@ -41,9 +55,12 @@ def check_model_file(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(16)
     if head.startswith(_HDF5):
-        raise _refuse(path, _KERAS)
+        raise ConversionError(f"{path}: {KERAS_H5}")
+    if head.startswith(_ZIP) and _is_keras_zip(path):
+        raise ConversionError(f"{path} is a Keras 3 model archive: name it model.keras, or pass format='keras' "
+                              "(--format keras)")
     if head.startswith((_ZIP, TORCH_LEGACY_MAGIC)):
-        return   # torch.save's formats (a .keras file is a zip as well, but named .keras)
+        return   # torch.save's formats
     what = SUFFIXES.get(path.suffix.lower())
     if what is not None and path.suffix.lower() in (".pkl", ".pickle", ".joblib"):
         raise ConversionError(f"{path}: {what}")
@@ -60,7 +77,8 @@ def check_json_model(path: Path, data: dict) -> None:
         raise _refuse(path, "LightGBM models need a LightGBM reader in the tree frontend (it reads scikit-learn "
                       "and XGBoost models)")
     if "class_name" in data and "config" in data:
-        raise _refuse(path, _KERAS)
+        raise ConversionError(f"{path} is a Keras model configuration without weights; save the whole model with "
+                              "model.save('model.keras') and convert that")
     if "graph" in data and "opsetImport" in data:
         raise ConversionError(f"{path} is an ONNX model in JSON form; rtl4ml reads binary ONNX files: save it with "
                               "onnx.save(model, 'model.onnx')")
