@@ -1,0 +1,293 @@
+"""Learned lookup-table networks (DWN-style): thermometer encoder -> LUT layers -> popcount.
+
+    import rtl4ml, rtl4ml.nn as qnn
+    enc = qnn.Thermometer(16, 32, input_type="fixed<8,3,TRN,SAT>")
+    enc.init_quantiles(x_train)                        # thresholds at the data's quantiles
+    model = torch.nn.Sequential(enc, qnn.LUTLayer(enc.out_bits, 200, k=6),
+                                qnn.LUTLayer(200, 50, k=6), qnn.GroupSum(5))
+    qnn.fit_lutnet(model, x_train, y_train, epochs=10)
+    design = rtl4ml.convert(model, clock_ns=2.5)       # model(x) == design.predict(x)
+
+* :class:`Thermometer` quantizes each feature to its fixed-point input type (exactly as the
+  design's inputs are quantized) and emits bit ``x > t`` per threshold. The thresholds are
+  initialised at the training data's quantiles and may be learned (a sigmoid surrogate
+  gradient); on the quantized input the comparison is exact, so the export's comparators
+  (shared per distinct ``(feature, code)``) decide as the model does.
+* :class:`LUTLayer` units are ``k``-input truth tables (``k <= 6``: one LUT6 each) over
+  bits of the previous layer, read through fixed random connections or learned ones. Training
+  follows the DWN paper (Bacellar et al., ICML 2024): the forward pass is binary; a table
+  entry gets the gradient of the output where it was addressed (straight through); an input
+  bit gets the *extended finite difference*: the sum over all ``2**k`` addresses of the
+  entry, signed by that address's bit ``i``, divided by one plus the address's Hamming
+  distance to the current one on the other bits. Learned connections keep a score per
+  (slot, input): the forward reads the best-scoring input, the scores get the output
+  gradient times ``2 x - 1`` and the inputs the gradient spread by the softmax of the scores.
+* :class:`GroupSum` counts the 1-bits of each class's group of units (a popcount, an adder
+  tree in hardware); the training loss divides these counts by a temperature ``tau``.
+
+In eval mode every value is a bit or a count, so ``model(x)`` equals ``design.predict(x)``
+exactly (the export builds :class:`~rtl4ml.graph.ops.Thermometer`,
+:class:`~rtl4ml.graph.ops.BitLookup` and a Reduce sum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..fixed import FixedTypeArray, as_type_array, parse_type, quantize
+from ..graph.ops import BitLookup, GraphError, Thermometer as ThermometerOp
+from ..graph.ops.luts import MAX_LUT_INPUTS
+from ..torch_common import ConversionError, ExportContext
+
+__all__ = ["Thermometer", "LUTLayer", "GroupSum", "fit_lutnet", "lut_units"]
+
+
+def _input_types(input_type, n: int) -> FixedTypeArray:
+    if isinstance(input_type, FixedTypeArray):
+        if input_type.shape != (n,):
+            raise ValueError(f"Thermometer: input types of shape {input_type.shape} for {n} features")
+        return input_type
+    return as_type_array(parse_type(input_type), (n,))
+
+
+class _SurrogateStep(torch.autograd.Function):
+    """``x > t`` forward; the gradient of ``sigmoid((x - t) / s)`` with respect to ``t``."""
+
+    @staticmethod
+    def forward(ctx, x, t, s):
+        ctx.save_for_backward(x, t, s)
+        return (x > t).to(t.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t, s = ctx.saved_tensors
+        z = torch.sigmoid((x - t) / s)
+        return None, -(g * z * (1 - z) / s).sum(0, keepdim=True), None
+
+
+class Thermometer(nn.Module):
+    """``n_thresholds`` bits per feature: bit ``(i, j)`` is ``x_i > t_ij`` on the quantized input.
+
+    ``input_type``: the design's input type (a type string for every feature, or a
+    FixedTypeArray of ``n_features``); inputs are quantized to it in the forward pass as
+    ``design.predict`` quantizes them. Output: ``(N, n_features * n_thresholds)``, feature-major.
+    ``learn``: train the thresholds (sigmoid surrogate of width ``temperature`` input LSBs).
+    """
+
+    def __init__(self, n_features: int, n_thresholds: int, input_type="fixed<8,3,TRN,SAT>", learn: bool = False,
+                 temperature: float = 2.0) -> None:
+        super().__init__()
+        if n_features < 1 or n_thresholds < 1:
+            raise ValueError(f"Thermometer needs at least one feature and threshold, got {n_features}, "
+                             f"{n_thresholds}")
+        self.n_features, self.n_thresholds = int(n_features), int(n_thresholds)
+        self.types = _input_types(input_type, self.n_features)
+        lo = np.ldexp(self.types.min_q.astype(np.float64), -self.types.fraction)
+        hi = np.ldexp(self.types.max_q.astype(np.float64), -self.types.fraction)
+        grid = np.linspace(0, 1, self.n_thresholds + 2)[1:-1]
+        t = lo[:, None] + (hi - lo)[:, None] * grid[None, :]
+        self.thresholds = nn.Parameter(torch.tensor(t, dtype=torch.float64), requires_grad=learn)
+        lsb = np.ldexp(1.0, -self.types.fraction).astype(np.float64)
+        self.register_buffer("width", torch.tensor(lsb * temperature, dtype=torch.float64)[:, None])
+
+    @property
+    def out_bits(self) -> int:
+        return self.n_features * self.n_thresholds
+
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        """The inputs as the design sees them (exact float64 values of the input type)."""
+        if x.shape[-1] != self.n_features:
+            raise ValueError(f"Thermometer of {self.n_features} features got inputs of shape {tuple(x.shape)}")
+        xq = quantize(x.detach().cpu().to(torch.float64).numpy(), self.types)
+        return torch.from_numpy(xq).to(x.device)
+
+    @torch.no_grad()
+    def init_quantiles(self, x) -> "Thermometer":
+        """Thresholds at the ``j / (n + 1)`` quantiles of each quantized feature, moved half a
+        step up so that no input lies exactly on one (ties decide nothing)."""
+        xq = self.quantize(torch.as_tensor(np.asarray(x)))
+        q = torch.linspace(0, 1, self.n_thresholds + 2, dtype=torch.float64)[1:-1]
+        t = torch.quantile(xq[:200_000], q, dim=0).T
+        half = torch.tensor(np.ldexp(0.5, -self.types.fraction), dtype=torch.float64)[:, None]
+        self.thresholds.copy_(t + half)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xq = self.quantize(x)[:, :, None]
+        t = self.thresholds[None]
+        if self.training and self.thresholds.requires_grad:
+            bits = _SurrogateStep.apply(xq, t, self.width[None])
+        else:
+            bits = (xq > t).to(torch.float64)
+        return bits.reshape(len(x), -1).to(torch.float32)
+
+    def op(self) -> ThermometerOp:
+        feat = np.repeat(np.arange(self.n_features), self.n_thresholds)
+        return ThermometerOp(feat, self.thresholds.detach().cpu().to(torch.float64).numpy().reshape(-1))
+
+    def comparators(self) -> int:
+        """Distinct comparators of the exported encoder (shared thresholds counted once, thresholds
+        outside the input's range none)."""
+        from ..graph.tensor import TensorType
+        return self.op().comparators(TensorType.from_types(self.types))
+
+    def rtl4ml_export(self, ctx: ExportContext, name: str, inputs: list) -> str:
+        if len(inputs) != 1:
+            raise ConversionError(f"layer {name!r} (Thermometer) takes one tensor, got {len(inputs)} arguments")
+        x = ctx.define_input(inputs[0], self.types, name)
+        try:
+            return ctx.builder.node(self.op(), (x,), name or "thermometer")
+        except GraphError as e:
+            raise ConversionError(f"layer {name!r} (Thermometer): {e}") from None
+
+
+def _efd_weights(k: int) -> torch.Tensor:
+    """``E[a, i, c] = (-1)**(1 - c_i) / (1 + popcount((a ^ c) without bit i))``."""
+    a = torch.arange(1 << k)
+    diff = a[:, None] ^ a[None, :]                                        # (a, c)
+    bit = 1 << torch.arange(k)
+    masked = diff[:, None, :] & ~bit[None, :, None]                       # (a, i, c)
+    dist = sum((masked >> j) & 1 for j in range(k))
+    sign = torch.where((a[None, None, :] & bit[None, :, None]) != 0, 1.0, -1.0).to(torch.float64)
+    return sign / (1.0 + dist.to(torch.float64))
+
+
+class _EFDLookup(torch.autograd.Function):
+    """Binary table lookup; straight-through gradients to the entries, EFD to the input bits."""
+
+    @staticmethod
+    def forward(ctx, bits, tables, efd):
+        k = bits.shape[-1]
+        addr = (bits.to(torch.int64) << torch.arange(k, device=bits.device)).sum(-1)       # (N, units)
+        units = tables.shape[0]
+        flat = addr + (torch.arange(units, device=bits.device) << k)
+        ctx.save_for_backward(flat, tables, efd)
+        ctx.k = k
+        return (tables.reshape(-1)[flat] > 0).to(bits.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        flat, tables, efd = ctx.saved_tensors
+        k = ctx.k
+        units = tables.shape[0]
+        gt = torch.zeros(tables.numel(), dtype=tables.dtype, device=g.device)
+        gt.index_add_(0, flat.reshape(-1), g.reshape(-1).to(tables.dtype))
+        # M[u, a, i] = sum_c E[a, i, c] * A[u, c] for the clamped entries A, then read at each address
+        m = torch.einsum("aic,uc->uai", efd.to(tables.dtype), tables.detach().clamp(-1, 1))
+        gx = m.reshape(units << k, k)[flat] * g[..., None].to(tables.dtype)
+        return gx.to(g.dtype), gt.reshape(tables.shape), None
+
+
+class _LearnedSelect(torch.autograd.Function):
+    """``x[:, argmax(scores, 1)]``; scores get ``g * (2 x - 1)``, inputs ``g @ softmax(scores)``."""
+
+    @staticmethod
+    def forward(ctx, x, scores):
+        ctx.save_for_backward(x, scores)
+        return x[:, scores.argmax(1)]
+
+    @staticmethod
+    def backward(ctx, g):
+        x, scores = ctx.saved_tensors
+        return g @ torch.softmax(scores, 1), g.T @ (2 * x - 1)
+
+
+class LUTLayer(nn.Module):
+    """``units`` truth tables of ``k`` inputs each over ``in_bits`` bits (eval: exactly binary).
+
+    ``mapping``: ``"random"`` (fixed connections; every input used about equally) or
+    ``"learned"`` (DWN's learnable mapping, a score per slot and input). ``seed`` draws the
+    random connections and the initial tables.
+    """
+
+    def __init__(self, in_bits: int, units: int, k: int = 6, mapping: str = "random", seed: int = 0) -> None:
+        super().__init__()
+        if not 1 <= k <= MAX_LUT_INPUTS:
+            raise ValueError(f"LUTLayer: k={k}; a LUT unit has 1..{MAX_LUT_INPUTS} inputs (one LUT6)")
+        if mapping not in ("random", "learned"):
+            raise ValueError(f"LUTLayer: mapping must be 'random' or 'learned', got {mapping!r}")
+        if in_bits < 1 or units < 1:
+            raise ValueError(f"LUTLayer needs inputs and units, got in_bits={in_bits}, units={units}")
+        self.in_bits, self.units, self.k, self.mapping = int(in_bits), int(units), int(k), mapping
+        gen = torch.Generator().manual_seed(seed)
+        n = units * k
+        perm = torch.cat([torch.randperm(in_bits, generator=gen) for _ in range(-(-n // in_bits))])[:n]
+        self.register_buffer("fixed_connections", perm.reshape(units, k).clone())
+        self.tables = nn.Parameter(torch.rand(units, 1 << k, generator=gen) * 2 - 1)
+        self.scores = nn.Parameter(torch.randn(n, in_bits, generator=gen) * 0.1) if mapping == "learned" else None
+        self.register_buffer("efd", _efd_weights(k), persistent=False)
+
+    @property
+    def connections(self) -> torch.Tensor:
+        """``(units, k)`` input indices as the forward pass reads them now."""
+        if self.scores is None:
+            return self.fixed_connections
+        return self.scores.detach().argmax(1).reshape(self.units, self.k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_bits:
+            raise ValueError(f"LUTLayer of {self.in_bits} inputs got a tensor of shape {tuple(x.shape)}")
+        if self.scores is not None and self.training:
+            sel = _LearnedSelect.apply(x, self.scores)
+        else:
+            sel = x[:, self.connections.reshape(-1)]
+        return _EFDLookup.apply(sel.reshape(len(x), self.units, self.k), self.tables, self.efd)
+
+    def truth_tables(self) -> np.ndarray:
+        """``(units, 2**k)`` of 0/1: what each unit outputs at each address."""
+        return (self.tables.detach().cpu() > 0).numpy().astype(np.int64)
+
+    def rtl4ml_export(self, ctx: ExportContext, name: str, inputs: list) -> str:
+        if len(inputs) != 1:
+            raise ConversionError(f"layer {name!r} (LUTLayer) takes one tensor, got {len(inputs)} arguments")
+        x = ctx.node(inputs[0], name, features=self.in_bits, advice=f"layer {name!r} (LUTLayer) reads bits: put "
+                     "a qnn.Thermometer (or another LUTLayer) in front of it")
+        try:
+            op = BitLookup(self.connections.cpu().numpy(), self.truth_tables())
+            return ctx.builder.node(op, (x,), name or "luts")
+        except GraphError as e:
+            raise ConversionError(f"layer {name!r} (LUTLayer): {e}") from None
+
+
+class GroupSum(nn.Module):
+    """Per class, the number of 1-bits among its ``in_bits / n_classes`` consecutive units."""
+
+    def __init__(self, n_classes: int) -> None:
+        super().__init__()
+        self.n_classes = int(n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % self.n_classes:
+            raise ValueError(f"GroupSum of {self.n_classes} classes got {x.shape[-1]} bits, not a multiple")
+        return x.reshape(len(x), self.n_classes, -1).sum(-1)
+
+    def rtl4ml_export(self, ctx: ExportContext, name: str, inputs: list) -> str:
+        if len(inputs) != 1:
+            raise ConversionError(f"layer {name!r} (GroupSum) takes one tensor, got {len(inputs)} arguments")
+        x = ctx.node(inputs[0], name)
+        (n,) = ctx.builder.shape(x)
+        if n % self.n_classes:
+            raise ConversionError(f"layer {name!r} (GroupSum): {n} bits do not split into {self.n_classes} classes")
+        r = ctx.builder.reshape(x, (self.n_classes, n // self.n_classes), name=f"{name or 'groupsum'}_groups")
+        return ctx.builder.reduce(r, "sum", (1,), name=name or "groupsum")
+
+
+def lut_units(model: nn.Module) -> int:
+    """Truth tables of all LUT layers (each one LUT6 for ``k <= 6``)."""
+    return sum(m.units for m in model.modules() if isinstance(m, LUTLayer))
+
+
+def fit_lutnet(model: nn.Module, x, y, *, epochs: int = 10, tau: float | None = None, lr: float = 1e-2,
+               batch_size: int = 256, seed: int = 0, label: str = "LUT network") -> nn.Module:
+    """Train with :func:`rtl4ml.nn.fit` on ``cross_entropy(counts / tau)``; ``tau`` defaults to
+    ``sqrt(units per class / 3)``, which keeps the softmax neither flat nor saturated."""
+    from .train import fit
+    if tau is None:
+        head = [m for m in model.modules() if isinstance(m, GroupSum)]
+        layers = [m for m in model.modules() if isinstance(m, LUTLayer)]
+        per = layers[-1].units / head[-1].n_classes if head and layers else 1.0
+        tau = float(np.sqrt(max(per, 1.0) / 3.0))
+    loss = lambda out, t: nn.functional.cross_entropy(out / tau, t)   # noqa: E731
+    return fit(model, x, y, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, label=label)

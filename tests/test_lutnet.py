@@ -1,0 +1,221 @@
+"""Learned LUT networks (rtl4ml.nn.lutnet): thresholds exact at their boundaries, the extended
+finite-difference gradient against its definition, model == design.predict == netlist, and
+RTL in one shared Verilator build on random inputs, inputs at every threshold and jets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import rtl4ml  # noqa: E402
+import rtl4ml.nn as qnn  # noqa: E402
+from rtl4ml.fixed import parse_type, quantize  # noqa: E402
+from rtl4ml.graph import GraphBuilder, GraphError  # noqa: E402
+from rtl4ml.graph.ops import BitLookup, Thermometer  # noqa: E402
+from rtl4ml.design import Design  # noqa: E402
+from rtl4ml.nn.lutnet import _efd_weights, _EFDLookup  # noqa: E402
+from rtl4ml.torch_common import ConversionError  # noqa: E402
+
+JETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "jets_pythia8" / "jets_pythia8_small.npz"
+
+
+def lutnet(input_type="fixed<6,3,TRN,SAT>", n_thr=6, units=(30, 10), k=(6, 4), mapping="random", seed=0):
+    enc = qnn.Thermometer(4, n_thr, input_type)
+    layers, n = [enc], enc.out_bits
+    for i, (u, kk) in enumerate(zip(units, k)):
+        layers.append(qnn.LUTLayer(n, u, kk, mapping=mapping, seed=seed + i))
+        n = u
+    return torch.nn.Sequential(*layers, qnn.GroupSum(5 if n % 5 == 0 else 1))
+
+
+def randomize(model, rng):
+    """Random tables and thresholds (some outside the input range, some shared)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, qnn.LUTLayer):
+                m.tables.copy_(torch.as_tensor(rng.uniform(-1, 1, m.tables.shape)))
+            if isinstance(m, qnn.Thermometer):
+                t = rng.uniform(-5, 5, m.thresholds.shape)
+                t[:, 0] = t[:, 1]                                  # a shared comparator
+                m.thresholds.copy_(torch.as_tensor(t))
+    return model.eval()
+
+
+def threshold_inputs(enc: qnn.Thermometer, rng, n: int) -> np.ndarray:
+    """Inputs exactly at thresholds, one LSB either side of them, and random ones."""
+    t = enc.thresholds.detach().numpy()
+    lsb = np.ldexp(1.0, -enc.types.fraction)
+    x = rng.uniform(-5, 5, (n, enc.n_features))
+    pick = rng.integers(0, enc.n_thresholds, x.shape)
+    at = t[np.arange(enc.n_features), pick]
+    step = rng.integers(-1, 2, x.shape) * lsb
+    grid = np.floor(at / lsb) * lsb
+    choice = rng.integers(0, 3, x.shape)
+    return np.select([choice == 0, choice == 1], [at, grid + step], x)
+
+
+def model_out(model, x):
+    with torch.no_grad():
+        return model.eval()(torch.as_tensor(x, dtype=torch.float64)).numpy().astype(np.float64)
+
+
+# --------------------------------------------------------------------------- ops
+
+
+@pytest.mark.parametrize("tname", ["fixed<6,3,TRN,SAT>", "fixed<10,4>", "ufixed<5,2,TRN,SAT>"])
+def test_thermometer_bits_are_exact_at_the_thresholds(tname, rng):
+    t = parse_type(tname)
+    lsb = 2.0 ** -t.fraction
+    thr = np.array([0.0, lsb, 1.5 * lsb, -2.25 * lsb, 1.0, 100.0, -100.0, 1.0])
+    g = GraphBuilder()
+    x = g.input(t, 1)
+    g_out = g.node(Thermometer(np.zeros(len(thr), dtype=int), thr), (x,), "enc")
+    design = Design(g.build(g_out), name="therm", clock_ns=2.5)
+    codes = np.arange(t.min_q, t.max_q + 1)
+    xs = np.ldexp(codes.astype(np.float64), -t.fraction)[:, None]
+    want = (xs > thr[None, :]).astype(np.float64)
+    np.testing.assert_array_equal(design.predict(xs), want)
+    np.testing.assert_array_equal(design.execute_netlist(xs), design.predict_codes(xs))
+    op = design.graph[g_out].op
+    from rtl4ml.graph.tensor import TensorType
+    inside = {(0, T) for T in op.codes(TensorType.from_types(design.graph.inputs[0].op.types))
+              if t.min_q <= T < t.max_q}
+    assert op.comparators(TensorType.from_types(design.graph.inputs[0].op.types)) == len(inside) < len(thr)
+
+
+def test_bit_lookup_matches_its_truth_tables(rng):
+    conn = rng.integers(0, 9, (12, 5))
+    conn[0] = [3, 3, 1, 0, 2]                                      # a bit read twice
+    tab = rng.integers(0, 2, (12, 32))
+    g = GraphBuilder()
+    x = g.input(parse_type("ufixed<1,1>"), 9)
+    out = g.node(BitLookup(conn, tab), (x,), "lut")
+    design = Design(g.build(out), name="bits", clock_ns=2.5)
+    xs = rng.integers(0, 2, (500, 9)).astype(np.float64)
+    addr = (xs[:, conn].astype(int) << np.arange(5)).sum(-1)
+    want = tab[np.arange(12), addr]
+    np.testing.assert_array_equal(design.predict(xs), want)
+    np.testing.assert_array_equal(design.execute_netlist(xs), design.predict_codes(xs))
+
+
+def test_ops_refuse_bad_parameters_and_inputs():
+    with pytest.raises(GraphError, match="1..6"):
+        BitLookup(np.zeros((2, 7), dtype=int), np.zeros((2, 128)))
+    with pytest.raises(GraphError, match="values other than 0 and 1"):
+        BitLookup(np.zeros((2, 2), dtype=int), np.full((2, 4), 2))
+    with pytest.raises(GraphError, match="not finite"):
+        Thermometer([0, 1], [0.5, np.nan])
+    g = GraphBuilder()
+    x = g.input(parse_type("fixed<6,3>"), 4)
+    with pytest.raises(GraphError, match="input 0 is not a bit"):
+        g.node(BitLookup(np.array([[0, 2]]), np.zeros((1, 4))), (x,), "lut")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_efd_gradient_equals_its_definition(rng):
+    k, units, n = 3, 4, 7
+    tables = torch.tensor(rng.uniform(-2, 2, (units, 1 << k)), requires_grad=True)
+    bits = torch.tensor(rng.integers(0, 2, (n, units, k)), dtype=torch.float64, requires_grad=True)
+    g = torch.tensor(rng.normal(size=(n, units)))
+    out = _EFDLookup.apply(bits, tables, _efd_weights(k))
+    out.backward(g)
+    A = tables.detach().clamp(-1, 1).numpy()
+    b = bits.detach().numpy().astype(int)
+    want_x = np.zeros((n, units, k))
+    want_t = np.zeros((units, 1 << k))
+    for s in range(n):
+        for u in range(units):
+            a = int((b[s, u] << np.arange(k)).sum())
+            want_t[u, a] += g[s, u]
+            for i in range(k):
+                tot = 0.0
+                for c in range(1 << k):
+                    h = bin((a ^ c) & ~(1 << i)).count("1")
+                    tot += (1 if c >> i & 1 else -1) * A[u, c] / (h + 1)
+                want_x[s, u, i] = g[s, u] * tot
+    np.testing.assert_allclose(bits.grad.numpy(), want_x, rtol=1e-12)
+    np.testing.assert_allclose(tables.grad.numpy(), want_t, rtol=1e-12)
+    np.testing.assert_array_equal(out.detach().numpy(), (tables.detach().numpy()[np.arange(units), :][
+        np.arange(units)[None], (b << np.arange(k)).sum(-1)] > 0).astype(float))
+
+
+@pytest.mark.parametrize("mapping", ["random", "learned"])
+def test_training_learns_and_eval_forward_is_binary(mapping):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 4))
+    y = ((x[:, 0] > 0.3).astype(int) + (x[:, 1] > -0.5).astype(int) * 2 + (x[:, 2] > 1)) % 5
+    model = lutnet(mapping=mapping, units=(50, 25), k=(6, 6))
+    model[0].init_quantiles(x)
+    before = [m.connections.clone() for m in model if isinstance(m, qnn.LUTLayer)]
+    qnn.fit_lutnet(model, x, y, epochs=4, lr=3e-2, seed=1)
+    acc = (model_out(model, x).argmax(1) == y).mean()
+    assert acc > 0.5, acc                                           # chance is 0.2
+    bits = model[:-1].eval()(torch.as_tensor(x)).detach()
+    assert set(np.unique(bits.numpy())) <= {0.0, 1.0}
+    after = [m.connections for m in model if isinstance(m, qnn.LUTLayer)]
+    assert any(not torch.equal(a, b) for a, b in zip(before, after)) == (mapping == "learned")
+
+
+def test_learned_thresholds_move():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1500, 4))
+    y = (x[:, 0] > 0.7).astype(int)
+    enc = qnn.Thermometer(4, 3, "fixed<8,3,TRN,SAT>", learn=True)
+    model = torch.nn.Sequential(enc, qnn.LUTLayer(12, 10, 4), qnn.GroupSum(2))
+    t0 = enc.thresholds.detach().clone()
+    qnn.fit_lutnet(model, x, y, epochs=2, lr=3e-2)
+    assert not torch.equal(t0, enc.thresholds.detach())
+
+
+# --------------------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("case", [dict(), dict(input_type="fixed<9,4>", k=(3, 5)),
+                                  dict(mapping="learned", units=(20, 5), k=(2, 6), n_thr=3)])
+def test_model_equals_design_and_netlist(case, rng):
+    model = randomize(lutnet(**case), rng)
+    design = rtl4ml.convert(model, clock_ns=2.5)
+    x = np.concatenate([threshold_inputs(model[0], rng, 3000), rng.uniform(-20, 20, (200, 4))])
+    ref = model_out(model, x)
+    np.testing.assert_array_equal(design.predict(x), ref)
+    np.testing.assert_array_equal(design.execute_netlist(x), design.predict_codes(x))
+    loaded = Design.from_json(design.to_json())
+    np.testing.assert_array_equal(loaded.predict(x), ref)
+
+
+def test_export_errors_name_the_layer():
+    model = torch.nn.Sequential(qnn.LUTLayer(4, 5, 2))
+    with pytest.raises(ConversionError, match=r"layer '0' \(LUTLayer\):.*input 0 is not a bit"):
+        rtl4ml.convert(model, input_type="fixed<6,3>")
+    model = torch.nn.Sequential(qnn.Thermometer(4, 2), qnn.LUTLayer(8, 6, 2), qnn.GroupSum(4))
+    with pytest.raises(ConversionError, match=r"GroupSum\): 6 bits do not split into 4"):
+        rtl4ml.convert(model)
+    with pytest.raises(ConversionError, match="input_type does not apply"):
+        rtl4ml.convert(lutnet(), input_type="fixed<8,3>")
+    with pytest.raises(ValueError, match="1..6"):
+        qnn.LUTLayer(8, 4, 7)
+
+
+@pytest.mark.hw
+def test_rtl_is_bit_exact_on_random_threshold_and_jet_inputs(rng):
+    if not JETS.exists():
+        pytest.skip(f"{JETS} not found")
+    jets = np.load(JETS)["features"].astype(np.float64)
+    z = (jets - jets.mean(0)) / jets.std(0)
+    enc = qnn.Thermometer(16, 8, "fixed<6,3,TRN,SAT>").init_quantiles(z)
+    model = torch.nn.Sequential(enc, qnn.LUTLayer(enc.out_bits, 60, 6, seed=1), qnn.LUTLayer(60, 20, 5, seed=2),
+                                qnn.GroupSum(5))
+    randomize(model[1:], rng)
+    design = rtl4ml.convert(model, clock_ns=2.0)
+    x = np.concatenate([z, threshold_inputs(enc, rng, 2000), rng.uniform(-6, 6, (500, 16))])
+    ref = model_out(model, x)
+    np.testing.assert_array_equal(design.predict(x), ref)
+    r = design.verify(x)
+    assert r.ok, str(r)
+    np.testing.assert_array_equal(r.outputs, ref)
