@@ -145,3 +145,69 @@ def test_einsum_rtl_is_bit_exact():
     want = d.predict(x)
     for key in want:
         np.testing.assert_array_equal(r.outputs[key], want[key])
+
+
+def _widths_types(spec: list[tuple[bool, int]], rng) -> FixedTypeArray:
+    """One element per (signed, width), each with a random fraction."""
+    fr = rng.integers(-2, 6, len(spec))
+    return FixedTypeArray(np.array([s for s, _ in spec]), np.array([w - s - f for (s, w), f in zip(spec, fr)]),
+                          fr)
+
+
+#: operand (signed, width) pairs on both sides of MUL_LUT_MAX_BITS (100 = 10 x 10): 1-bit,
+#: a 1-bit signed (-1 / 0) operand, narrow x wide, the threshold itself, just above it
+_MUL_SIDES = [(False, 1), (True, 1), (True, 2), (False, 3), (True, 5), (False, 8), (True, 8), (True, 10),
+              (False, 10), (True, 11), (False, 13), (True, 16)]
+
+
+def _outer_products(rng):
+    g = GraphBuilder()
+    a = g.input(_widths_types(_MUL_SIDES, rng), name="a")
+    b = g.input(_widths_types(_MUL_SIDES[::-1], rng), name="b")
+    return g.build(g.einsum("p,q->pq", a, b, name="outer"))
+
+
+def test_var_x_var_verilog_uses_star_only_above_threshold():
+    """Narrow products are partial products (no ``*`` for Yosys to map to a DSP); products with
+    bits(a) * bits(b) above MUL_LUT_MAX_BITS keep the ``*`` operator, one per product."""
+    from rtl4ml.netlist.prims import MUL_LUT_MAX_BITS
+    graph = _outer_products(np.random.default_rng(3))
+    widths = [w for _, w in _MUL_SIDES]
+    wide = sum(wa * wb > MUL_LUT_MAX_BITS for wa in widths for wb in widths[::-1])
+    assert 0 < wide < len(widths) ** 2
+    text = Design(graph, name="outer_mul", clock_ns=10).verilog
+    assert text.count(" * ") == wide
+
+
+@pytest.mark.hw
+def test_var_x_var_multipliers_rtl_bit_exact_all_widths():
+    """Every pair of operand widths and signs on both sides of the threshold: graph ==
+    netlist == Verilator on boundary values (each operand's min, max, 0, one step inside) and
+    random ones, incl. inputs outside the type that wrap first. One build."""
+    rng = np.random.default_rng(11)
+    graph = _outer_products(rng)
+    d = Design(graph, name="outer_mul", clock_ns=10)
+    x = {n.name: boundary_inputs(n.op.types, 1500, rng, overshoot=True) for n in graph.inputs}
+    (want,) = graph_equals_netlist(graph, [x["a"], x["b"]])
+    ta, tb = graph["a"].op.types, graph["b"].op.types
+    np.testing.assert_array_equal(want, np.einsum("zp,zq->zpq", quantize(x["a"], ta), quantize(x["b"], tb)))
+    r = d.verify(x)
+    assert r.ok, str(r)
+    np.testing.assert_array_equal(np.asarray(r.outputs).reshape(want.shape), want)
+
+
+@pytest.mark.hw
+@pytest.mark.slow
+def test_narrow_var_x_var_products_use_no_dsp():
+    """Yosys synth_xilinx: 10 x 10-bit and 8 x 12-bit products (at the threshold) take no DSP,
+    11 x 10-bit ones (just above) take one each."""
+    rng = np.random.default_rng(5)
+    def products(wa: int, wb: int):
+        g = GraphBuilder()
+        a = g.input(_widths_types([(True, wa)] * 2, rng), name="a")
+        b = g.input(_widths_types([(True, wb)] * 2, rng), name="b")
+        return Design(g.build(g.einsum("p,p->p", a, b, name="y")), name=f"mul_{wa}x{wb}", clock_ns=2.5)
+    for (wa, wb), dsps in {(10, 10): 0, (8, 12): 0, (11, 10): 2}.items():
+        est = products(wa, wb).estimate(synth=True)
+        assert est.dsp == dsps, (wa, wb, est.dsp, est.lut)
+        assert (est.lut > 100) == (dsps == 0), (wa, wb, est.lut)

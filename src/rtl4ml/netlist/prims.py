@@ -17,7 +17,7 @@ import numpy as np
 
 from ..fixed import FixedType, Wire, WidthError, code_width, quantized_range, requantize, requantize_code, round_code, saturate_bounds
 from .ir import Cost, ExecContext, Prim
-from .vexpr import fit, literal, overflow_flags
+from .vexpr import fit, literal, overflow_flags, shift_add_product
 
 
 def shift_code(q: int, up: int) -> int:
@@ -220,9 +220,23 @@ class Scale(_Unary):
             v.alias(k, self.a)   # same bits, another scale
 
 
+#: A variable x variable product with ``bits(a) * bits(b)`` at most this is written as
+#: shift-and-add partial products (LUTs and carry chains), a wider one as ``*``, which Yosys
+#: maps to a DSP (it does so from 6 x 6 bits up). Measured with synth_xilinx (signed operands,
+#: docs/constituents.md): partial products cost about 2 LUTs per bit of ``bits(a) * bits(b)``
+#: (8 x 8: 133 LUTs, 10 x 10: 225, 16 x 16: 587), so at the threshold (10 x 10, 12 x 8) a
+#: product costs about what a DSP48 slice does in die area (a VU13P has 1,728k LUTs and
+#: 12,288 DSPs: one per ~140 LUTs); the narrow products of quantized attention and mixing are far cheaper.
+MUL_LUT_MAX_BITS = 100
+
+
 @dataclass(frozen=True)
 class Mul(Prim):
-    """``a * b`` of two variables, exact: the product's interval at fraction ``fa + fb``."""
+    """``a * b`` of two variables, exact: the product's interval at fraction ``fa + fb``.
+
+    Verilog: partial products (no DSP) when ``bits(a) * bits(b) <= MUL_LUT_MAX_BITS``, else
+    the ``*`` operator (a DSP in Yosys).
+    """
 
     @classmethod
     def output(cls, wires, **params) -> Wire:
@@ -245,7 +259,12 @@ class Mul(Prim):
 
     def verilog(self, v, k) -> None:
         w = self.wire.width
-        v.declare(k, f"{v.operand(self.args[0], w, 0)} * {v.operand(self.args[1], w, 0)}")
+        a, b = sorted(self.args, key=lambda i: v.wire(i).width, reverse=True)   # b: the narrower
+        wa, wb = v.wire(a), v.wire(b)
+        if wa.width * wb.width > MUL_LUT_MAX_BITS or wa.is_const or wb.is_const:
+            v.declare(k, f"{v.operand(self.args[0], w, 0)} * {v.operand(self.args[1], w, 0)}")
+        else:
+            v.declare(k, shift_add_product(v.name(a), wa.width, wa.signed, v.name(b), wb.width, wb.signed, w))
 
 
 # --------------------------------------------------------------------------- selection
