@@ -1,7 +1,10 @@
 """The jet-constituent examples at full size, and how Deep Sets grows with the particles.
 
-    python benchmarks/constituent_examples.py [--shared ../shared/data] [--only NAME] [--no-synth]
+    python benchmarks/constituent_examples.py [--shared ../shared/data] [--only NAME] [--epochs E] [--no-synth]
+    python benchmarks/constituent_examples.py --models DIR --no-rtl --no-synth   # train, save
+    python benchmarks/constituent_examples.py --models DIR --load                # RTL + Yosys
     python benchmarks/constituent_examples.py --scaling [--synth]
+    python benchmarks/constituent_examples.py --layernorm [--epochs 6] [--ln-jets 40000] [--ln-seeds 3]
 
 The first form runs ``examples/deepsets_jets.py``, ``interaction_network_jets.py``,
 ``mlp_mixer_jets.py`` and ``transformer_jets.py`` on ``jets_pythia8`` (train split for
@@ -55,8 +58,12 @@ def examples(args) -> None:
         if args.only and args.only not in name:
             continue
         cmd = [sys.executable, str(ROOT / "examples" / script), "--data", str(path), "--seed", str(args.seed), *extra]
-        if args.no_synth:
-            cmd.append("--no-synth")
+        if args.epochs is not None:
+            cmd += ["--epochs", str(args.epochs)]
+        saved = args.models / (Path(script).stem + ".pt") if args.models else None
+        if saved is not None:
+            cmd += ["--load", str(saved)] if args.load else ["--save", str(saved)]
+        cmd += ["--no-synth"] * args.no_synth + ["--no-rtl"] * args.no_rtl
         print("+", " ".join(cmd), flush=True)
         t = time.time()
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -105,16 +112,67 @@ def scaling(args) -> None:
         assert np.isfinite(t_low)
 
 
+def layernorm(args) -> None:
+    """Does the transformer need LayerNorm? The float transformer of the example with and
+    without ``nn.LayerNorm`` after the attention's residual sum (where the QAT model has its
+    saturating ``QActivation``), same data, epochs and seeds; test accuracies per seed."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    import rtl4ml.nn as qnn
+    from _constituents import Layers, load
+    from transformer_jets import Transformer
+
+    class WithLayerNorm(Transformer):
+        def __init__(self, particles: int) -> None:
+            super().__init__(Layers(False), particles)
+            self.res = nn.LayerNorm(self.embed.out_features)
+
+    torch.set_num_threads(1)
+    ns = argparse.Namespace(data=args.shared / "jets_pythia8" / "jets_pythia8.npz", particles=16, small=False,
+                            seed=0)
+    xc, _, y, tr, te = load(ns)
+    tr = tr[:args.ln_jets]
+    acc: dict[str, list[float]] = {"no LayerNorm": [], "LayerNorm": []}
+    for seed in range(args.ln_seeds):
+        for name, make in (("no LayerNorm", lambda: Transformer(Layers(False), 16)),
+                           ("LayerNorm", lambda: WithLayerNorm(16))):
+            torch.manual_seed(seed)
+            m = qnn.fit(make(), xc[tr], y[tr], epochs=args.epochs or 6, seed=seed, label=f"{name} seed {seed}")
+            with torch.no_grad():
+                acc[name].append(float((m(torch.tensor(xc[te], dtype=torch.float32)).argmax(1).numpy()
+                                        == y[te]).mean()))
+            print(f"seed {seed} {name}: {100 * acc[name][-1]:.2f} %", flush=True)
+    print(f"\nfloat transformer (16 particles), {len(tr)} training jets, {args.epochs or 6} epochs, "
+          f"{len(te)} test jets, seeds 0..{args.ln_seeds - 1}")
+    print("| model | median acc | min - max |\n|---|---|---|")
+    for name, a in acc.items():
+        print(f"| {name} | {100 * np.median(a):.2f} % | {100 * min(a):.2f} - {100 * max(a):.2f} % |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--only", help="run the models whose name contains this")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-synth", action="store_true")
+    ap.add_argument("--no-rtl", action="store_true")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the examples' 40)")
+    ap.add_argument("--models", type=Path, default=None,
+                    help="a folder: save each example's trained models there (NAME.pt), or with --load read them")
+    ap.add_argument("--load", action="store_true", help="with --models: no training, the saved models")
     ap.add_argument("--scaling", action="store_true", help="Deep Sets lowering time and LUTs for 8/16/30 particles")
     ap.add_argument("--synth", action="store_true", help="with --scaling: Yosys LUTs too")
+    ap.add_argument("--layernorm", action="store_true",
+                    help="the float transformer with and without LayerNorm (--epochs, default 6)")
+    ap.add_argument("--ln-jets", type=int, default=40000, help="with --layernorm: training jets")
+    ap.add_argument("--ln-seeds", type=int, default=3, help="with --layernorm: seeds")
     args = ap.parse_args()
-    scaling(args) if args.scaling else examples(args)
+    if args.layernorm:
+        layernorm(args)
+    else:
+        scaling(args) if args.scaling else examples(args)
 
 
 if __name__ == "__main__":

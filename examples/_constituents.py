@@ -9,6 +9,7 @@ so a permutation-invariant model stays invariant), zero-padded particles include
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,10 +26,15 @@ def constituent_arguments(doc: str, epochs: int, particles: int) -> argparse.Nam
     import sys
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--particles", type=int, default=None)
+    extra.add_argument("--save", type=Path, default=None,
+                       help="write the trained models and the baseline's accuracy to this file (torch.save)")
+    extra.add_argument("--load", type=Path, default=None,
+                       help="skip training: take the models and the baseline's accuracy from a --save file")
     known, rest = extra.parse_known_args()
     sys.argv = [sys.argv[0]] + rest
     args = arguments(doc, DEFAULT_DATA, epochs)
     args.particles = known.particles or (8 if args.small else particles)
+    args.save, args.load = known.save, known.load
     return args
 
 
@@ -86,14 +92,21 @@ def run(name: str, make, args, beta: float) -> None:
     """Train the float and QAT twins, convert the QAT one, prove model == design (and the RTL),
     print the accuracies next to the 16-feature MLP's, Yosys figures and the latency."""
     xc, xf, y, tr, te = load(args)
-    base = mlp_baseline(xf, y, tr, te, args)
-    torch.manual_seed(args.seed)
-    float_model = qnn.fit(make(Layers(False), args.particles), xc[tr], y[tr], epochs=args.epochs, seed=args.seed,
-                          label=f"float {name}")
-    torch.manual_seed(args.seed)
-    model = qnn.fit(make(Layers(True), args.particles), xc[tr], y[tr], epochs=args.epochs, seed=args.seed,
-                    beta=args.beta if args.beta is not None else beta, label=f"QAT {name}")
-    qnn.calibrate(model, xc[tr])
+    if args.load is not None:   # training and synthesis in separate runs (benchmarks/constituent_examples.py)
+        saved = torch.load(args.load, weights_only=False)
+        base, float_model, model = saved["mlp"], saved["float"], saved["model"]
+        print(f"models from {args.load} ({saved['epochs']} epochs)")
+    else:
+        base = mlp_baseline(xf, y, tr, te, args)
+        torch.manual_seed(args.seed)
+        float_model = qnn.fit(make(Layers(False), args.particles), xc[tr], y[tr], epochs=args.epochs,
+                              seed=args.seed, label=f"float {name}")
+        torch.manual_seed(args.seed)
+        model = qnn.fit(make(Layers(True), args.particles), xc[tr], y[tr], epochs=args.epochs, seed=args.seed,
+                        beta=args.beta if args.beta is not None else beta, label=f"QAT {name}")
+        qnn.calibrate(model, xc[tr])
+        if args.save is not None:
+            torch.save({"mlp": base, "float": float_model, "model": model, "epochs": args.epochs}, args.save)
     design = rtl4ml.convert(model, clock_ns=args.clock_ns, name=name.replace(" ", "_").replace("-", "_"))
     with torch.no_grad():
         float_acc = float((float_model(torch.tensor(xc[te], dtype=torch.float32)).argmax(1).numpy()
