@@ -83,8 +83,15 @@ def run_point(label, n_thr, widths, data, args) -> dict:
     return {"label": label, "method": "rtl4ml.nn LUT network (DWN-style, EFD, learned mapping)",
             "accuracy": round(acc, 5), "lut": est.lut, "ff": est.ff, "carry": est.carry,
             "latency_cycles": est.latency_cycles, "rtl_verified": verified,
-            "comparators": model[0].comparators(), "lut_units": qnn.lut_units(model),
+            "comparators": design_comparators(design, "0"), "thresholds": model[0].comparators(),
+            "lut_units": qnn.lut_units(model),
             "thresholds_per_feature": n_thr, "widths": list(widths), "train_seconds": round(train_s, 1)}
+
+
+def design_comparators(design, encoder: str) -> int:
+    """Comparators of the encoder left in the design (thresholds no LUT reads are removed)."""
+    from rtl4ml.netlist.prims import Compare, Lookup
+    return sum(1 for p in design.netlist.prims if p.origin == encoder and isinstance(p, (Compare, Lookup)))
 
 
 def table(points: list[dict]) -> str:

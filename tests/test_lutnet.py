@@ -219,3 +219,25 @@ def test_rtl_is_bit_exact_on_random_threshold_and_jet_inputs(rng):
     r = design.verify(x)
     assert r.ok, str(r)
     np.testing.assert_array_equal(r.outputs, ref)
+
+
+def test_learned_select_gradients(rng):
+    from rtl4ml.nn.lutnet import _LearnedSelect
+    x = torch.tensor(rng.integers(0, 2, (5, 7)), dtype=torch.float64, requires_grad=True)
+    scores = torch.tensor(rng.normal(size=(4, 7)), requires_grad=True)
+    g = torch.tensor(rng.normal(size=(5, 4)))
+    out = _LearnedSelect.apply(x, scores)
+    np.testing.assert_array_equal(out.detach().numpy(), x.detach().numpy()[:, scores.detach().numpy().argmax(1)])
+    out.backward(g)
+    np.testing.assert_allclose(scores.grad.numpy(), g.numpy().T @ (2 * x.detach().numpy() - 1))
+    np.testing.assert_allclose(x.grad.numpy(), g.numpy() @ torch.softmax(scores.detach(), 1).numpy())
+
+
+@pytest.mark.parametrize("tname, prim", [("fixed<6,3>", "Lookup"), ("fixed<7,3>", "Compare")])
+def test_comparators_are_tables_up_to_six_input_bits(tname, prim):
+    from rtl4ml.netlist.prims import Compare, Lookup
+    enc = qnn.Thermometer(2, 3, tname)
+    design = rtl4ml.convert(torch.nn.Sequential(enc).eval())
+    kinds = {type(p).__name__ for p in design.netlist.prims if isinstance(p, (Compare, Lookup))}
+    assert kinds == {prim}
+    assert sum(isinstance(p, (Compare, Lookup)) for p in design.netlist.prims) == enc.comparators() == 6
