@@ -75,6 +75,27 @@ def _inputs(rng, n_in):
     return x
 
 
+def quantizer_inputs(rng, scale: float, bits: int, shape: tuple[int, ...], n: int, lo: int | None = None) -> np.ndarray:
+    """float32 inputs for a model whose input quantizer has step ``scale`` and signed ``bits``-bit
+    codes (or codes ``lo .. lo + 2**bits - 1``): random values distributed as the calibration data
+    (standard normal), codes near them, the ties between codes, one float32 ulp either side of a
+    tie, and values at and past both of the quantizer's bounds."""
+    lo = -(2 ** (bits - 1)) if lo is None else lo
+    hi = lo + 2 ** bits - 1
+    k = np.clip(np.round(rng.normal(0, 1 / scale, size=(n, *shape))), lo, hi).astype(np.float32)
+    extreme = rng.random(k.shape) < 0.03
+    k[extreme] = rng.choice([lo, lo + 1, hi - 1, hi], size=int(extreme.sum()))   # the extreme codes
+    tie = ((k + np.float32(0.5)) * np.float32(scale)).astype(np.float32)
+    cases = [rng.normal(0, 1, size=k.shape).astype(np.float32),                 # random
+             k * np.float32(scale),                                             # on a code
+             tie, np.nextafter(tie, np.float32(np.inf)), np.nextafter(tie, np.float32(-np.inf)),
+             np.float32(rng.choice([lo - 0.5, lo - 3, hi + 0.5, hi + 3, hi + 0.49], size=k.shape) * scale)]
+    pick = rng.choice(len(cases), size=k.shape, p=[0.3, 0.15, 0.2, 0.15, 0.17, 0.03])
+    x = np.choose(pick, cases).astype(np.float32)
+    x[: n // 10] = cases[0][: n // 10]          # some samples entirely random
+    return x
+
+
 @pytest.mark.parametrize("mode,zp,narrow", [("ROUND", 0.0, 0), ("FLOOR", 0.0, 1), ("CEIL", 3.0, 0),
                                             ("ROUND", -2.0, 1)])
 def test_qonnx_mlp_equals_reference(mode, zp, narrow):

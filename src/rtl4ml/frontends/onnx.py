@@ -48,7 +48,7 @@ from ..graph import Graph, GraphBuilder
 from ..graph.composite import softmax as softmax_nodes
 from ..graph.graph import Node
 from ..graph.ops.base import GraphError
-from ..graph.ops.lookup import MAX_TABLE_BITS
+from ..graph.ops.lookup import FUNCTIONS, MAX_TABLE_BITS
 from ..passes.graph_passes import run_passes
 from ..torch_common import ConversionError
 
@@ -120,6 +120,8 @@ class _Context:
         self.input_types: dict = {}
         self.inputs: list[Var] = []
         self.qdq: dict[str, tuple] = {}       # QuantizeLinear output -> (value node, scale, zero point)
+        self.readers: dict[str, list] = {}    # ONNX tensor name -> the nodes reading it (None: a graph output)
+        self.fused: set[str] = set()           # outputs of Quant nodes already folded into the table before them
         self.node = None                       # the ONNX node being translated
         self.what = ""
         self.name = ""
@@ -165,7 +167,8 @@ class _Context:
             if spec is None:
                 raise ConversionError(
                     f"input {v.input_name!r}: input_type is required (e.g. input_type='fixed<16,6>'), unless the first "
-                    f"node reading it is a QONNX Quant whose range is a fixed-point type (here: {self.what})")
+                    f"node reading it is a QONNX Quant or a QuantizeLinear whose range is a fixed-point type "
+                    f"(here: {self.what})")
             try:
                 types = as_type_array(spec if isinstance(spec, FixedTypeArray) else parse_type(spec), v.shape)
             except FixedPointError as e:
@@ -393,17 +396,27 @@ def _quant(ctx: _Context, node, x, scale, zeropt, bitwidth, attrs):
         return Var(_table_quant(ctx, ctx.tensor(x), float(s.flat[0]), int(lo.flat[0]), int(hi.flat[0]),
                                 mode, name))
     f = -e
-    if isinstance(x, Var) and x.node is None and ctx.input_types.get(x.input_name) is None and mode != "CEIL":
-        # the input quantizer defines the input type when its range is a fixed-point type
-        t = _type_for_range(lo, hi, f, mode)
-        nlo, nhi = _natural(t)
-        if np.all(nlo == lo) and np.all(nhi == hi):
-            ctx._create_input(x, t)
-            return x
-        if t.signed.all() and np.all(nlo + 1 == lo) and np.all(nhi == hi):
-            ctx._create_input(x, FixedTypeArray(t.signed, t.integer, t.fraction, mode, "SAT_SYM"))
-            return x
+    if _defines_input(ctx, x, f, lo, hi, mode):
+        return x
     return Var(_quantize_pow2(ctx, ctx.tensor(x), f, lo, hi, mode, name))
+
+
+def _defines_input(ctx, x, f: np.ndarray, lo: np.ndarray, hi: np.ndarray, mode: str) -> bool:
+    """Make a model input that no ``input_type`` covers of the type of the quantizer reading it
+    (codes ``[lo, hi]`` at fraction ``f``), when that range is a fixed-point type; then the
+    quantizer is the input quantization itself. False when it is not such an input or range."""
+    if not (isinstance(x, Var) and x.node is None and ctx.input_types.get(x.input_name) is None
+            and mode != "CEIL"):
+        return False
+    t = _type_for_range(lo, hi, f, mode)
+    nlo, nhi = _natural(t)
+    if np.all(nlo == lo) and np.all(nhi == hi):
+        ctx._create_input(x, t)
+        return True
+    if t.signed.all() and np.all(nlo + 1 == lo) and np.all(nhi == hi):
+        ctx._create_input(x, FixedTypeArray(t.signed, t.integer, t.fraction, mode, "SAT_SYM"))
+        return True
+    return False
 
 
 def _pow2_exponent_mask(s: np.ndarray) -> np.ndarray:
@@ -510,10 +523,15 @@ def _axis_shape(ctx, c: np.ndarray, axis: int, rank: int) -> np.ndarray:
     return c.reshape((c.size,) + (1,) * (rank - 1 - a))
 
 
+_QDQ_POW2 = ("scale {!r} is not a power of two; rtl4ml maps QuantizeLinear / DequantizeLinear of the model's "
+             "tensors with power-of-two scales only (tools that choose float scales, such as "
+             "onnxruntime.quantization, make such models; quantize with power-of-two scales, e.g. a Brevitas "
+             "QONNX export with *FixedPoint quantizers)")
+
+
 def _quantize_linear(ctx, node, x, scale, zp=None, attrs=None):
     attrs = attrs or {}
     dtype = zp.dtype if isinstance(zp, np.ndarray) else np.dtype(np.uint8)
-    zp_raw = zp
     scale, z = _qdq_params(ctx, scale, zp, "QuantizeLinear")
     if dtype not in _INT_RANGES:
         raise ctx.error(f"output type {dtype} is not supported (int8/uint8/int16/uint16/int32/uint32)")
@@ -523,15 +541,18 @@ def _quantize_linear(ctx, node, x, scale, zp=None, attrs=None):
     z = _axis_shape(ctx, z.astype(np.float64), int(attrs.get("axis", 1)), rank)
     if isinstance(x, np.ndarray):
         return np.clip(np.round(x / scale) + z, tmin, tmax)
-    del zp_raw
     shape = ctx.shape(x)
     s = _per_element(ctx, scale, shape, "the scale")
     zz = _per_element(ctx, z, shape, "the zero point")
     e = _pow2_exponent(s)
     if e is None:
-        raise ctx.error(f"scale {_first_bad(s, _pow2_exponent_mask(s))!r} is not a power of two")
+        raise ctx.error(_QDQ_POW2.format(_first_bad(s, _pow2_exponent_mask(s))))
     zi = zz.astype(np.int64).astype(object)
-    v = _quantize_pow2(ctx, ctx.tensor(x), -e, tmin - zi, tmax - zi, "RND_CONV", f"{ctx.name}_value")
+    lo, hi = tmin - zi, tmax - zi
+    if _defines_input(ctx, x, -e, lo, hi, "RND_CONV"):
+        v = x.node
+    else:
+        v = _quantize_pow2(ctx, ctx.tensor(x), -e, lo, hi, "RND_CONV", f"{ctx.name}_value")
     q = ctx.builder.affine(v, np.ldexp(1.0, -e), zz, name=ctx.name)   # the integer q = v / s + zp
     out = Var(q)
     ctx.qdq[q] = (v, s, zz)
@@ -555,7 +576,7 @@ def _dequantize_linear(ctx, node, x, scale, zp=None, attrs=None):
         if np.array_equal(s0, s) and np.array_equal(z0, zz):
             return Var(v)
     if _pow2_exponent(s) is None:
-        raise ctx.error(f"scale {_first_bad(s, _pow2_exponent_mask(s))!r} is not a power of two")
+        raise ctx.error(_QDQ_POW2.format(_first_bad(s, _pow2_exponent_mask(s))))
     return Var(ctx.builder.affine(xs, s, -zz * s, name=ctx.name))
 
 
@@ -766,15 +787,54 @@ def _leaky_relu(ctx, node, x, attrs=None):
     return _binary("maximum", np.maximum)(ctx, node, x, ax)
 
 
+def _quant_reading(ctx, node):
+    """The QONNX ``Quant`` that alone reads ``node``'s output, when its parameters are constants
+    of one power-of-two scale, an integer zero point and 2+ bits: ``(node, scale, zeropt, bits,
+    attrs)``, else None."""
+    readers = ctx.readers.get(node.output[0], [])
+    if len(readers) != 1 or readers[0] is None:
+        return None
+    q = readers[0]
+    if q.op_type not in ("Quant", "IntQuant") or q.domain not in QONNX_DOMAINS or list(q.input[:1]) != [node.output[0]]:
+        return None
+    params = [ctx.values.get(i) for i in q.input[1:]]
+    if len(params) != 3 or not all(isinstance(p, np.ndarray) and p.size == 1 for p in params):
+        return None
+    scale, zeropt, bits = (float(p.reshape(())) for p in params)
+    attrs = _attrs(q)
+    if (_s(attrs.get("rounding_mode", "ROUND")).upper() not in ROUNDING or _pow2_exponent(np.array(scale)) is None
+            or zeropt != round(zeropt) or bits != round(bits) or bits < 2):
+        return None
+    return q, scale, zeropt, int(bits), attrs
+
+
 def _table(function: str):
     def handler(ctx, node, x, attrs=None):
         xs = ctx.tensor(x)
         t_in = ctx.type_for("table_input_type")
         if t_in is not None:
             xs = ctx.builder.quantize(xs, t_in, name=f"{ctx.name}_in")
-        t = ctx.type_for("activation_type") or DEFAULT_ACTIVATION_TYPES[function]
+        t = ctx.type_for("activation_type")
+        then = _quant_reading(ctx, node) if t is None else None
+        if then is not None:   # f then Quant (Brevitas' QuantSigmoid, QuantTanh): one table, rounded once
+            q, scale, zeropt, bits, qa = then
+            signed, narrow = bool(qa.get("signed", 1)), bool(qa.get("narrow", 0))
+            mode = _s(qa.get("rounding_mode", "ROUND"))
+            lo, hi = (v - int(zeropt) for v in int_range(signed, narrow, bits))
+            rt = _type_for_range(np.array([lo]), np.array([hi]), -_pow2_exponent(np.array([scale])), "TRN")
+            t = FixedType(bool(rt.signed[0]), int(rt.integer[0]), int(rt.fraction[0]), "TRN", "SAT")
+            fn = FUNCTIONS[function]
+
+            def table(v):
+                return quant_numpy(fn(v), scale, zeropt, bits, signed, narrow, mode)
+            ctx.fused.add(q.output[0])
+        else:
+            table, t = function, t or DEFAULT_ACTIVATION_TYPES[function]
         try:
-            return Var(ctx.builder.lookup(xs, function, t, name=ctx.name))
+            out = Var(ctx.builder.lookup(xs, table, t, name=ctx.name))
+            if then is not None:
+                ctx.values[then[0].output[0]] = out
+            return out
         except GraphError as e:
             raise ctx.error(f"{e}; pass table_input_type='fixed<...>' (or {{{ctx.node.name!r}: ...}}) to quantize "
                             "the table's input") from None
@@ -1040,7 +1100,14 @@ def _convert(model, options: dict) -> Graph:
         pending.append(v)
         if vi.name in ctx.input_types and not _read_first_by_quant(g, vi.name):
             ctx._create_input(v, None)
+    for node in g.node:
+        for i in node.input:
+            ctx.readers.setdefault(i, []).append(node)
+    for vi in g.output:
+        ctx.readers.setdefault(vi.name, []).append(None)
     for k, node in enumerate(g.node):
+        if node.output and node.output[0] in ctx.fused:
+            continue
         name = _sanitize(node.name or f"{node.op_type.lower()}_{k}")
         ctx.node, ctx.name = node, name
         ctx.what = f"node {node.name or name!r} ({node.op_type})"
@@ -1114,7 +1181,7 @@ def _convert(model, options: dict) -> Graph:
 def _read_first_by_quant(g, name: str) -> bool:
     for node in g.node:
         if name in node.input:
-            return node.op_type in ("Quant", "IntQuant") and node.input[0] == name
+            return node.op_type in ("Quant", "IntQuant", "QuantizeLinear") and node.input[0] == name
     return False
 
 
