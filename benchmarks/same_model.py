@@ -204,7 +204,9 @@ def main(argv=None) -> int:
         rows.append(run(beta, data, a.epochs, a.seed, a.clock_ns, not a.no_synth))
         print(f"beta {beta:g}: trained in {rows[-1]['t_train']:.0f} s, all done in {time.perf_counter() - t0:.0f} s",
               flush=True)
-    report(rows, a.epochs, a.clock_ns, not a.no_synth)
+        report(rows[-1:], a.epochs, a.clock_ns, not a.no_synth)   # each model's figures as soon as they exist
+    if len(rows) > 1:
+        report(rows, a.epochs, a.clock_ns, not a.no_synth)
     return 0
 
 

@@ -198,13 +198,14 @@ def test_plain_keras_layers_exact():
 
 def test_plain_keras_types_as_for_pytorch():
     rng = np.random.default_rng(6)
+    keras.utils.set_random_seed(6)
     m = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="sigmoid", name="fc1"),
                           keras.layers.Dense(2, name="fc2")])
     with pytest.raises(ConversionError, match=r"layer 'fc1' \(Dense\): the kernel has the value .* pass weight_type"):
         from_keras(m, input_type="fixed<8,3>")
     with pytest.raises(ConversionError, match="input 'input_layer.*': input_type is required"):
         from_keras(m, weight_type="fixed<8,2,RND,SAT>")
-    g = from_keras(m, input_type="fixed<8,3>", weight_type={"fc1": "fixed<8,2,RND,SAT>", "fc2": "fixed<6,1,RND>"},
+    g = from_keras(m, input_type="fixed<8,3>", weight_type={"fc1": "fixed<8,2,RND,SAT>", "fc2": "fixed<6,2,RND,SAT>"},
                    activation_type="ufixed<8,0,RND,SAT>", result_type="fixed<12,4,RND,SAT>")
     x = rng.normal(size=(500, 5))
     y = rtl4ml.convert(g).predict(x)
