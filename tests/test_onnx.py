@@ -132,6 +132,13 @@ def test_refusals_name_the_node():
     next(a for a in m.graph.node[4].attribute if a.name == "rounding_mode").s = b"HALF_DOWN"
     with pytest.raises(ConversionError, match=r"node 'q_act' \(Quant\): rounding_mode 'HALF_DOWN' is not supported"):
         from_onnx(m)
+    g = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"], name="flat", allowzero=1)], "r",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 0])],
+                          [numpy_helper.from_array(np.array([1, 0], np.int64), "shape")])
+    with pytest.raises(ConversionError, match=r"node 'flat' \(Reshape\): shape \[1, 0\] with allowzero=1 makes an "
+                                              r"empty axis"):
+        from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)]), input_type="fixed<8,3>")
 
 
 def test_convert_reads_onnx_files(tmp_path):

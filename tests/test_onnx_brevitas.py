@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -90,52 +91,36 @@ class CNN(torch.nn.Module):
         return self.fc(x.reshape(x.shape[0], -1))
 
 
-class Tables(torch.nn.Module):
+def _front(n_out: int, weight_bits: int) -> list[tuple[str, torch.nn.Module]]:
+    """An 8-bit input quantizer and a first 16 -> ``n_out`` linear layer with a 16-bit bias."""
+    return [("inp", qnn.QuantIdentity(act_quant=ACT, bit_width=8, return_quant_tensor=True)),
+            ("fc1", qnn.QuantLinear(16, n_out, weight_quant=WEIGHT, weight_bit_width=weight_bits,
+                                    bias_quant=Int16Bias, return_quant_tensor=True))]
+
+
+def tables() -> torch.nn.Module:
     """QuantSigmoid and QuantTanh (a Sigmoid / Tanh read by a 6-bit Quant: one table each)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inp = qnn.QuantIdentity(act_quant=ACT, bit_width=8, return_quant_tensor=True)
-        self.fc1 = qnn.QuantLinear(16, 8, weight_quant=WEIGHT, weight_bit_width=4, bias_quant=Int16Bias,
-                                   return_quant_tensor=True)
-        self.q1 = qnn.QuantIdentity(act_quant=ACT, bit_width=6, return_quant_tensor=True)
-        self.sigmoid = qnn.QuantSigmoid(act_quant=UACT, bit_width=6, return_quant_tensor=True)
-        self.fc2 = qnn.QuantLinear(8, 6, weight_quant=WEIGHT, weight_bit_width=5, bias_quant=Int16Bias,
-                                   return_quant_tensor=True)
-        self.q2 = qnn.QuantIdentity(act_quant=ACT, bit_width=7, return_quant_tensor=True)
-        self.tanh = qnn.QuantTanh(act_quant=ACT, bit_width=6)
-
-    def forward(self, x):
-        return self.tanh(self.q2(self.fc2(self.sigmoid(self.q1(self.fc1(self.inp(x)))))))
+    return torch.nn.Sequential(OrderedDict(_front(8, 4) + [
+        ("q1", qnn.QuantIdentity(act_quant=ACT, bit_width=6, return_quant_tensor=True)),
+        ("sigmoid", qnn.QuantSigmoid(act_quant=UACT, bit_width=6, return_quant_tensor=True)),
+        ("fc2", qnn.QuantLinear(8, 6, weight_quant=WEIGHT, weight_bit_width=5, bias_quant=Int16Bias,
+                                return_quant_tensor=True)),
+        ("q2", qnn.QuantIdentity(act_quant=ACT, bit_width=7, return_quant_tensor=True)),
+        ("tanh", qnn.QuantTanh(act_quant=ACT, bit_width=6))]))
 
 
-class FloatScaleOutput(torch.nn.Module):
-    """An MLP ending in a per-tensor float-scale 3-bit quantizer (not a power of two)."""
-
-    def __init__(self, n_out_bits: int = 6) -> None:
-        super().__init__()
-        self.inp = qnn.QuantIdentity(act_quant=ACT, bit_width=8, return_quant_tensor=True)
-        self.fc1 = qnn.QuantLinear(16, 8, weight_quant=WEIGHT, weight_bit_width=4, bias_quant=Int16Bias,
-                                   return_quant_tensor=True)
-        self.relu1 = qnn.QuantReLU(act_quant=UACT, bit_width=n_out_bits, return_quant_tensor=True)
-        self.out = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=3)
-
-    def forward(self, x):
-        return self.out(self.relu1(self.fc1(self.inp(x))))
+def float_scale_output() -> torch.nn.Module:
+    """An MLP ending in a per-tensor float-scale 3-bit quantizer (not a power of two) after a
+    6-bit ReLU."""
+    return torch.nn.Sequential(OrderedDict(_front(8, 4) + [
+        ("relu1", qnn.QuantReLU(act_quant=UACT, bit_width=6, return_quant_tensor=True)),
+        ("out", qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=3))]))
 
 
-class FloatScaleWide(torch.nn.Module):
+def float_scale_wide() -> torch.nn.Module:
     """A float-scale ReLU reading a linear layer's wide output directly: not foldable."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inp = qnn.QuantIdentity(act_quant=ACT, bit_width=8, return_quant_tensor=True)
-        self.fc1 = qnn.QuantLinear(16, 8, weight_quant=WEIGHT, weight_bit_width=6, bias_quant=Int16Bias,
-                                   return_quant_tensor=True)
-        self.relu1 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4)
-
-    def forward(self, x):
-        return self.relu1(self.fc1(self.inp(x)))
+    return torch.nn.Sequential(OrderedDict(_front(8, 6) + [
+        ("relu1", qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4))]))
 
 
 def _export(module: torch.nn.Module, shape: tuple[int, ...], path, seed: int = 0, **kw) -> torch.nn.Module:
@@ -189,16 +174,16 @@ def _activations_spread(path, x: np.ndarray) -> None:
         assert np.mean(codes == codes.max()) <= 0.10, (node.name, np.mean(codes == codes.max()))
 
 
-MODELS = {"mlp": (MLP, (16,)), "cnn": (CNN, (1, 6, 6)), "tables": (Tables, (16,))}
+MODELS = {"mlp": (MLP, (16,)), "cnn": (CNN, (1, 6, 6)), "tables": (tables, (16,))}
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """``name -> (path, inputs, qonnx outputs)`` for the MLP and the CNN."""
     out = {}
-    for k, (cls, shape) in MODELS.items():
+    for k, (make, shape) in MODELS.items():
         path = tmp_path_factory.mktemp("brevitas") / f"{k}.onnx"
-        _export(cls(), shape, path)
+        _export(make(), shape, path)
         scale, bits = input_quantizer(path)
         x = quantizer_inputs(np.random.default_rng(7), scale, bits, shape, 600 if k == "cnn" else 1500)
         out[k] = path, x, qonnx_execute(path, x)
@@ -261,7 +246,7 @@ def test_float_scale_with_few_codes_is_an_exact_table(tmp_path):
     """A per-tensor float scale on a 6-bit tensor folds into a table of exact values: equal to
     qonnx's float32 execution after rounding rtl4ml's exact value to float32, on every code."""
     path = tmp_path / "float_scale.onnx"
-    m = _export(FloatScaleOutput(), (16,), path)
+    m = _export(float_scale_output(), (16,), path)
     s = float(m.out.act_quant.scale())
     assert np.frexp(s)[0] != 0.5                       # not a power of two
     scale, bits = input_quantizer(path)
@@ -275,7 +260,7 @@ def test_float_scale_with_few_codes_is_an_exact_table(tmp_path):
 
 def test_float_scale_on_a_wide_tensor_is_refused(tmp_path):
     path = tmp_path / "float_wide.onnx"
-    m = _export(FloatScaleWide(), (16,), path)
+    m = _export(float_scale_wide(), (16,), path)
     s = float(m.relu1.act_quant.scale())
     node = next(n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Quant" and "relu1" in n.name)
     with pytest.raises(ConversionError, match=rf"node '{re.escape(node)}' \(Quant\): scale {re.escape(repr(s))} is "

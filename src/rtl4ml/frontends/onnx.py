@@ -871,6 +871,8 @@ def _batch_axis(ctx, axis: int, rank: int) -> int:
 
 def _reshape(ctx, node, x, shape, attrs=None):
     target = [int(d) for d in _const(ctx, shape, "the shape").reshape(-1)]
+    if (attrs or {}).get("allowzero", 0) and 0 in target:
+        raise ctx.error(f"shape {target} with allowzero=1 makes an empty axis")
     if isinstance(x, np.ndarray):
         return x.reshape([x.shape[i] if d == 0 else d for i, d in enumerate(target)])
     s = ctx.shape(x)
