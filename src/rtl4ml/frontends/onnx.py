@@ -22,11 +22,15 @@ QONNX quantizers (Brevitas, FINN):
   evaluated; the weights are then taken exactly when they are short binary fractions, else
   rounded to ``weight_type``, else refused.
 - ``Trunc`` (versions 1 and 2 of the QONNX spec) rounds to the coarser power-of-two scale.
+- A ``Sigmoid`` / ``Tanh`` read only by a ``Quant`` of constant power-of-two parameters
+  (Brevitas' ``QuantSigmoid`` / ``QuantTanh``) is one table holding the ``Quant`` of the exact
+  function: rounded once, as QONNX does, not first to ``activation_type``.
 - ``QuantizeLinear`` / ``DequantizeLinear`` with power-of-two scales and integer zero points.
 
 Model inputs: ``input_type`` (a type string, a FixedTypeArray, or a dict by input name); when
-it is not given and the first node reading an input is a ``Quant`` whose range is a plain
-fixed-point type, that type is the input type (and the ``Quant`` is the input quantization).
+it is not given and the first node reading an input is a ``Quant`` or a ``QuantizeLinear``
+whose range is a plain fixed-point type, that type is the input type (and the quantizer is
+the input quantization).
 Weights that are not short binary fractions take ``weight_type`` / ``bias_type`` (a type
 string or a dict by ONNX node name), as for the PyTorch frontend.
 
