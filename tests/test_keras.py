@@ -16,7 +16,7 @@ hgq = pytest.importorskip("hgq")
 
 from hgq.config import LayerConfigScope, QuantizerConfigScope  # noqa: E402
 from hgq.layers import (QAdd, QBatchNormalization, QBatchNormDense, QConv1D, QConv2D, QDense,  # noqa: E402
-                        QEinsumDense, QUnaryFunctionLUT)
+                        QEinsumDense, QUnaryFunctionLUT, Quantizer)
 
 import rtl4ml  # noqa: E402
 from rtl4ml.data import load_jets  # noqa: E402
@@ -115,6 +115,30 @@ def test_hgq2_model_equals_hgq2_forward_pass(overflow, rounding):
     assert (t.width == 0).any()
     x = _inputs(d.graph, rng)
     np.testing.assert_array_equal(d.predict(x), _hgq(m, x))
+
+
+@pytest.mark.parametrize("overflow", ["WRAP", "SAT", "SAT_SYM"])
+def test_quantizer_modes_per_element(overflow):
+    """A lone HGQ2 Quantizer with every small (k, i, f) per element (zero-width, 1-bit, negative
+    i or f), each rounding mode: as the input type and as a Quantize node, equal to HGQ2."""
+    rng = np.random.default_rng(8)
+    kif = np.array([(k, i, f) for k in (0, 1) for i in range(-2, 4) for f in range(-1, 4)])
+    n = len(kif)
+    for rounding in ("TRN", "RND", "RND_CONV"):
+        m = keras.Sequential([keras.Input((n,)), Quantizer(q_type="kif", round_mode=rounding, overflow_mode=overflow,
+                                                           heterogeneous_axis=(1,), name="q")])
+        qi = m.layers[0].quantizer
+        for var, col in ((qi._k, 0), (qi._i, 1), (qi._f, 2)):
+            var.assign(kif[:, col].reshape(tuple(var.shape)).astype(np.float32))
+        wide = rtl4ml.fixed.FixedTypeArray.full("fixed<16,6>", (n,))
+        x = boundary_inputs(wide, 3000, rng, overshoot=True)
+        x[:1000] = np.ldexp(np.floor(np.ldexp(x[:1000], 3)) + 0.5, -3)   # exact ties at 2**-4, the finest step
+        x = x.astype(np.float32)
+        want = _hgq(m, x)
+        for input_type in (None, "fixed<20,8>"):
+            g = from_keras(m, input_type=input_type)
+            assert [nd.op.kind for nd in g.nodes] == (["input"] if input_type is None else ["input", "quantize"])
+            np.testing.assert_array_equal(rtl4ml.convert(g).predict(x), want, err_msg=f"{rounding} {input_type}")
 
 
 def test_trained_mlp_equals_hgq2_and_alkaid(mlp):

@@ -646,8 +646,6 @@ def _convert(model, input_type, options: dict) -> Graph:
                 raise ConversionError(f"{o} has entries for layers that do not use it: {idle}")
     if len(set(outs)) != len(outs):
         raise ConversionError("two outputs of the model are the same tensor")
-    if any(o in nodes for o in outs):
-        raise ConversionError("an output of the model is one of its inputs")
     return run_passes(ctx.builder.build(outs))
 
 
