@@ -94,9 +94,16 @@ def _width(qint) -> int:
 
 
 def alkaid_adders(comb) -> tuple[int, int]:
-    """Two-operand adders (opcodes 0, 1) of an alkaid trace and the sum of their output widths."""
-    adds = [op for op in comb.ops if op.opcode in (0, 1)]
+    """Adders of an alkaid trace: two-operand ones (opcodes 0, 1) and constant additions (opcode 4:
+    biases, rounding offsets), and the sum of their output widths."""
+    adds = [op for op in comb.ops if op.opcode in (0, 1, 4)]
     return len(adds), sum(_width(op.qint) for op in adds)
+
+
+def alkaid_opcodes(comb) -> str:
+    """How many ops of each opcode the trace has (0/1 add/sub, 4 constant add; see alkaid's docs/alir.md)."""
+    from collections import Counter
+    return ", ".join(f"{k}:{v}" for k, v in sorted(Counter(op.opcode for op in comb.ops).items()))
 
 
 def alkaid_per_layer(m) -> list[tuple[str, int, int]]:
@@ -138,7 +145,7 @@ def run(beta: float, data, epochs: int, seed: int, clock_ns: float, synth: bool)
              acc_ours=float((ours.argmax(1) == yte).mean()), acc_alk=float((alk.argmax(1) == yte).mean()),
              stages=d.pipeline.stages, latency_ns=d.pipeline.stages * clock_ns, adders=est.adders,
              adder_bits=est.adder_bits, layers=[(s.layer, s.adders, s.adder_bits) for s in est.layers if s.adders],
-             alk_adders=alkaid_adders(comb), alk_layers=alkaid_per_layer(m),
+             alk_adders=alkaid_adders(comb), alk_layers=alkaid_per_layer(m), alk_ops=alkaid_opcodes(comb),
              ebops=float(sum(float(np.asarray(getattr(l, "ebops", 0))) for l in m.layers)))
     if synth:
         from rtl4ml.estimate.yosys import synthesize
@@ -163,14 +170,16 @@ def report(rows: list[dict], epochs: int, clock_ns: float, synth: bool) -> None:
             hw = "- | - | - | - | - | -"
         print(f"| {r['beta']:g} | {r['ebops']:.0f} | {acc} | {r['stages']} | {r['latency_ns']:g} ns | {hw} |")
     print("\nOutputs identical (HGQ2 == rtl4ml == alkaid) on every test jet of every model.")
-    print("\n### Adders per layer (rtl4ml: count / adder bits of its Netlist; alkaid: count / summed output "
-          "widths of its trace's two-operand adders)\n")
+    print("\n### Adders per layer (rtl4ml: count / adder bits of its Netlist, rounding adders of a quantizer "
+          "listed apart; alkaid: count / summed output widths of its trace's adders and constant additions, "
+          "a layer's input quantizer included)\n")
     for r in rows:
         al = r["alk_adders"]
         print(f"beta {r['beta']:g}: rtl4ml {r['adders']} adders / {r['adder_bits']} bits; alkaid {al[0]} adders / "
               f"{al[1]} bits")
         print("  rtl4ml: " + ", ".join(f"{n} {a}/{b}" for n, a, b in r["layers"]))
         print("  alkaid: " + ", ".join(f"{n} {a}/{b}" for n, a, b in r["alk_layers"]))
+        print(f"  alkaid ops by opcode: {r['alk_ops']}")
     if synth:
         ratios = sorted(r["ours"].lut / r["alk"].lut for r in rows)
         print(f"\nLUT ratio rtl4ml/alkaid: median {ratios[len(ratios) // 2]:.3f}, range {ratios[0]:.3f}-"
