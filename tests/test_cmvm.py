@@ -410,3 +410,63 @@ def test_a_layer_above_the_exact_size_is_bit_exact_and_within_the_bound():
     wires = [Wire(-128, 127, 5)] * 72
     nl = check_exact(W, wires, solve_cse(W, wires, depth_slack=1), rng)
     assert adder_stats(nl).adder_depth <= (max(len(t) for t in weight_terms(W)) - 1).bit_length() + 1
+
+
+# ----------------------------------------------------------------------------- low-bit weights
+
+def graph_depth(g: AdderGraph) -> int:
+    """Adder levels of the deepest output of an adder graph (negated outputs are flags here)."""
+    depth = [0] * g.n_inputs
+    for a, b, _, _ in g.ops:
+        depth.append(max(depth[a], depth[b]) + 1)
+    return max((depth[o[0]] for o in g.outputs if o is not None), default=0)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+@pytest.mark.parametrize("n", [8, 16, 32])
+def test_low_bit_square_matrices_are_exact_and_within_the_bound(bits, n):
+    """2-4 bit weights (one or two signed digits each): sharing and tree shape carry the cost."""
+    rng = np.random.default_rng(100 * bits + n)
+    W = int_matrix(rng, n, n, bits, zeros=0)
+    wires = [BYTE] * n
+    g = solve_cse(W, wires)
+    nl = check_exact(W, wires, g, rng, n=300)
+    terms = max(len(t) for t in weight_terms(W))
+    assert graph_depth(g) <= (terms - 1).bit_length() + 1
+    plain = adder_stats(netlist_of(solve_cmvm(W, wires, "plain"), wires))
+    assert adder_stats(nl).adder_bits < plain.adder_bits
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_in=st.integers(1, 20), n_out=st.integers(1, 20), bits=st.integers(2, 4), seed=st.integers(0, 2**32 - 1),
+       slack=st.sampled_from([0, 1, 2, None]), unsigned=st.booleans())
+def test_low_bit_matrices_are_exact_within_the_bound(n_in, n_out, bits, seed, slack, unsigned):
+    rng = np.random.default_rng(seed)
+    W = int_matrix(rng, n_in, n_out, bits, zeros=rng.random() * 0.3)
+    wires = [Wire(0, 255, 0) if unsigned else BYTE] * n_in
+    g = solve_cse(W, wires, depth_slack=slack)
+    check_exact(W, wires, g, rng)
+    if slack is not None:
+        terms = max((len(t) for t in weight_terms(W)), default=0)
+        assert graph_depth(g) <= max(terms - 1, 0).bit_length() + slack
+
+
+def test_joined_columns_put_the_positive_operand_first():
+    """A column rebuilt from its parent minus a term is ``parent - term``, not ``-(term - parent)``.
+
+    The second form needs a negation adder at the output (as wide as the sum itself).
+    """
+    rng = np.random.default_rng(5)
+    base = rng.integers(-128, 128, size=(12, 1)).astype(np.float64)
+    cols = [base]
+    for i in range(6):   # the base column minus one input: a difference of a single negative digit
+        c = base.copy()
+        c[i] -= 1 if base[i] != 1 else -3
+        cols.append(c)
+    W = np.concatenate(cols, axis=1)
+    wires = [BYTE] * 12
+    g = solve_cse(W, wires)
+    check_exact(W, wires, g, rng)
+    assert not any(o[2] for o in g.outputs)
+    nl = netlist_of(g, wires)
+    assert adder_stats(nl).adders == len(g.ops)    # no negations added for the outputs

@@ -153,7 +153,12 @@ def _build(tree, terms, inputs, levels, out_levels, window):
             roots[j] = (node_p, sp + s, gp ^ (g < 0))
             continue
         node_z, sz, gz = z[j]
-        v = vs.add(node_z, node_p, sp + s - sz, bool(gz ^ (g < 0) ^ gp))
+        gq = bool(gp ^ (g < 0))   # sign of the scaled parent in this column
+        if gz and not gq:         # the positive operand first: p - z, not -(z - p) (no negation later)
+            v = vs.add(node_p, node_z, sz - sp - s, True)
+            roots[j] = (v, sp + s, False)
+            continue
+        v = vs.add(node_z, node_p, sp + s - sz, bool(gz ^ gq))
         roots[j] = (v, sz, gz)
     return vs, roots
 
