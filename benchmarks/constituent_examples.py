@@ -3,7 +3,8 @@
     python benchmarks/constituent_examples.py [--shared ../shared/data] [--only NAME] [--epochs E] [--no-synth]
     python benchmarks/constituent_examples.py --models DIR --no-rtl --no-synth   # train, save
     python benchmarks/constituent_examples.py --models DIR --load                # RTL + Yosys
-    python benchmarks/constituent_examples.py --scaling [--synth]
+    python benchmarks/constituent_examples.py --scaling [--synth] [--models DIR]
+    python benchmarks/constituent_examples.py --multipliers
     python benchmarks/constituent_examples.py --layernorm [--epochs 6] [--ln-jets 40000] [--ln-seeds 3]
 
 The first form runs ``examples/deepsets_jets.py``, ``interaction_network_jets.py``,
@@ -12,8 +13,9 @@ training, test split for the figures), each proving model == design on every tes
 the RTL in Verilator, with Yosys at ``clock_ns=2.5``, and prints one table (float / design
 accuracy, the 16-feature MLP's accuracy on the same split, LUT, FF, DSP, latency).
 
-``--scaling`` builds the Deep Sets model of the example (16-wide ``phi``, briefly trained
-and calibrated on random particles) for 8, 16 and 30 particles and prints the time to
+``--scaling`` builds the Deep Sets model of the example (16-wide ``phi``; with ``--models``
+the one trained by the first form, else one briefly trained and calibrated on random
+particles) for 8, 16 and 30 particles and prints the time to
 convert and lower it, the analytic LUT estimate and (``--synth``) Yosys LUTs: the
 per-particle part grows linearly with the particles.
 """
@@ -81,6 +83,30 @@ def examples(args) -> None:
               f"{f.get('ns', '')} | {dt:.0f} |")
 
 
+def trained_deepsets(models: Path):
+    """The trained QAT Deep Sets of ``deepsets_jets.py --save`` (pickled from that script's
+    ``__main__``, so its class is made visible there first)."""
+    import __main__
+    import torch
+
+    from deepsets_jets import DeepSets
+    __main__.DeepSets = DeepSets
+    return torch.load(models / "deepsets_jets.pt", weights_only=False)["model"]
+
+
+def with_state(model, trained, x):
+    """``model`` (P particles) with the weights and types of ``trained`` (any number of
+    particles): Deep Sets weights do not depend on P, and with ``granularity="feature"`` the
+    calibrated ranges (stored per element) are the same for every particle, so the first P
+    particles' entries are the model's."""
+    import rtl4ml.nn as qnn
+    qnn.init_lazy(model, x)
+    mine = model.state_dict()
+    model.load_state_dict({k: v.reshape(-1)[:mine[k].numel()].reshape(mine[k].shape) if v.shape != mine[k].shape
+                           else v for k, v in trained.state_dict().items()})
+    return model.eval()
+
+
 def scaling(args) -> None:
     import numpy as np
     import torch
@@ -93,14 +119,19 @@ def scaling(args) -> None:
 
     print("| particles | convert s | lower s | primitives | analytic LUT | Yosys LUT | FF | cycles |")
     print("|---|---|---|---|---|---|---|---|")
+    trained = trained_deepsets(args.models) if args.models else None
     for p in (8, 16, 30):
         torch.manual_seed(0)
         x = torch.randn(512, p, 3)
         model = DeepSets(Layers(True), p, 16)
-        model = qnn.fit(model, x.numpy(), torch.randint(0, 5, (512,)).numpy(), epochs=2, beta=2e-6, label=f"P={p}")
-        qnn.calibrate(model, x.numpy())
+        if trained is not None:
+            model = with_state(model, trained, torch.zeros(8, p, 3))
+        else:
+            model = qnn.fit(model, x.numpy(), torch.randint(0, 5, (512,)).numpy(), epochs=2, beta=2e-6,
+                            label=f"P={p}")
+            qnn.calibrate(model, x.numpy())
         t = time.time()
-        d = rtl4ml.convert(model, clock_ns=2.5, name=f"deepsets_{p}")
+        d = rtl4ml.convert(model, clock_ns=2.5, name="deepsets_jets")   # the example's name: a cached Yosys run is reused
         t_conv = time.time() - t
         t = time.time()
         nl = lower_graph(d.graph)
@@ -110,6 +141,27 @@ def scaling(args) -> None:
               f"{est.lut if est.lut is not None else ''} | {est.ff if est.ff is not None else ''} | "
               f"{est.latency_cycles} |", flush=True)
         assert np.isfinite(t_low)
+
+
+MUL_WIDTHS = ((4, 4), (6, 6), (8, 8), (10, 10), (12, 8), (27, 8), (16, 16))
+
+
+def multipliers(args) -> None:
+    """One signed ``a x b`` product per module, written as the backend's partial products and
+    as ``*``: Yosys LUT / CARRY8 / DSP of each (what MUL_LUT_MAX_BITS is set from)."""
+    from rtl4ml.estimate.yosys import synthesize
+    from rtl4ml.netlist.vexpr import fit, shift_add_product
+
+    def module(wa: int, wb: int, star: bool) -> str:
+        w = wa + wb
+        e = (f"{fit('a', wa, True, w)} * {fit('b', wb, True, w)}" if star
+             else shift_add_product("a", wa, True, "b", wb, True, w))
+        return f"module m(input [{wa - 1}:0] a, input [{wb - 1}:0] b, output [{w - 1}:0] y);\n assign y = {e};\nendmodule\n"
+
+    print("| a x b bits | partial products: LUT / CARRY8 / DSP | `*`: LUT / DSP |\n|---|---|---|")
+    for wa, wb in MUL_WIDTHS:
+        pp, star = synthesize(module(wa, wb, False), "m"), synthesize(module(wa, wb, True), "m")
+        print(f"| {wa} x {wb} | {pp.lut} / {pp.carry} / {pp.dsp} | {star.lut} / {star.dsp} |", flush=True)
 
 
 def layernorm(args) -> None:
@@ -164,6 +216,8 @@ def main() -> None:
     ap.add_argument("--load", action="store_true", help="with --models: no training, the saved models")
     ap.add_argument("--scaling", action="store_true", help="Deep Sets lowering time and LUTs for 8/16/30 particles")
     ap.add_argument("--synth", action="store_true", help="with --scaling: Yosys LUTs too")
+    ap.add_argument("--multipliers", action="store_true",
+                    help="Yosys cost of one a x b product as partial products and as '*'")
     ap.add_argument("--layernorm", action="store_true",
                     help="the float transformer with and without LayerNorm (--epochs, default 6)")
     ap.add_argument("--ln-jets", type=int, default=40000, help="with --layernorm: training jets")
@@ -171,6 +225,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.layernorm:
         layernorm(args)
+    elif args.multipliers:
+        multipliers(args)
     else:
         scaling(args) if args.scaling else examples(args)
 
