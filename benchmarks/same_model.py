@@ -42,7 +42,7 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cmvm_vs_alkaid import alkaid_verilog  # noqa: E402  (alkaid's Verilog as one source text)
+from cmvm_vs_alkaid import alkaid_verilog
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "jets_pythia8" / "jets_pythia8.npz"
 
@@ -124,9 +124,10 @@ def alkaid_per_layer(m) -> list[tuple[str, int, int]]:
 
 
 def run(beta: float, data, epochs: int, seed: int, clock_ns: float, synth: bool) -> dict:
-    import rtl4ml
     from alkaid.converter import trace_model
     from alkaid.trace import trace
+
+    import rtl4ml
     Xtr, ytr, Xte, yte = data
     m, t_train = train(beta, Xtr, ytr, epochs, seed)
     ref = hgq_predict(m, Xte)

@@ -14,16 +14,25 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 hgq = pytest.importorskip("hgq")
 
-from hgq.config import LayerConfigScope, QuantizerConfigScope  # noqa: E402
-from hgq.layers import (QAdd, QBatchNormalization, QBatchNormDense, QConv1D, QConv2D, QDense,  # noqa: E402
-                        QEinsumDense, QUnaryFunctionLUT, Quantizer)
+from hgq.config import LayerConfigScope, QuantizerConfigScope
+from hgq.layers import (
+    QAdd,
+    QBatchNormalization,
+    QBatchNormDense,
+    QConv1D,
+    QConv2D,
+    QDense,
+    QEinsumDense,
+    Quantizer,
+    QUnaryFunctionLUT,
+)
 
-import rtl4ml  # noqa: E402
-from rtl4ml.data import load_jets  # noqa: E402
-from rtl4ml.frontends.keras import from_keras  # noqa: E402
-from rtl4ml.torch_common import ConversionError  # noqa: E402
+import rtl4ml
+from rtl4ml.data import load_jets
+from rtl4ml.frontends.keras import from_keras
+from rtl4ml.torch_common import ConversionError
 
-from .conftest import boundary_inputs  # noqa: E402
+from .conftest import boundary_inputs
 
 
 def _np(t) -> np.ndarray:

@@ -51,12 +51,18 @@ import os
 import shutil
 import string
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ..fixed import FixedPointError, FixedType, FixedTypeArray, as_type_array, parse_type
+from ..fixed import (
+    FixedPointError,
+    FixedType,
+    FixedTypeArray,
+    as_type_array,
+    parse_type,
+)
 from ..graph import Graph, GraphBuilder
 from ..graph.composite import softmax as softmax_nodes
 from ..graph.ops.base import GraphError
@@ -649,4 +655,4 @@ def _convert(model, input_type, options: dict) -> Graph:
     return run_passes(ctx.builder.build(outs))
 
 
-__all__ = ["from_keras", "load_keras", "import_keras", "quantizer_types", "HGQ_LAYERS", "KERAS_LAYERS"]
+__all__ = ["HGQ_LAYERS", "KERAS_LAYERS", "from_keras", "import_keras", "load_keras", "quantizer_types"]
