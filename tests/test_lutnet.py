@@ -11,14 +11,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import rtl4ml  # noqa: E402
-import rtl4ml.nn as qnn  # noqa: E402
-from rtl4ml.fixed import parse_type, quantize  # noqa: E402
-from rtl4ml.graph import GraphBuilder, GraphError  # noqa: E402
-from rtl4ml.graph.ops import BitLookup, Thermometer  # noqa: E402
-from rtl4ml.design import Design  # noqa: E402
-from rtl4ml.nn.lutnet import _efd_weights, _EFDLookup  # noqa: E402
-from rtl4ml.torch_common import ConversionError  # noqa: E402
+import rtl4ml
+import rtl4ml.nn as qnn
+from rtl4ml.design import Design
+from rtl4ml.fixed import parse_type
+from rtl4ml.graph import GraphBuilder, GraphError
+from rtl4ml.graph.ops import BitLookup, Thermometer
+from rtl4ml.nn.lutnet import _efd_weights, _EFDLookup
+from rtl4ml.torch_common import ConversionError
 
 JETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "jets_pythia8" / "jets_pythia8_small.npz"
 
@@ -136,7 +136,7 @@ def test_efd_gradient_equals_its_definition(rng):
             for i in range(k):
                 tot = 0.0
                 for c in range(1 << k):
-                    h = bin((a ^ c) & ~(1 << i)).count("1")
+                    h = ((a ^ c) & ~(1 << i)).bit_count()
                     tot += (1 if c >> i & 1 else -1) * A[u, c] / (h + 1)
                 want_x[s, u, i] = g[s, u] * tot
     np.testing.assert_allclose(bits.grad.numpy(), want_x, rtol=1e-12)
@@ -176,8 +176,8 @@ def test_learned_thresholds_move():
 # --------------------------------------------------------------------------- export
 
 
-@pytest.mark.parametrize("case", [dict(), dict(input_type="fixed<9,4>", k=(3, 5)),
-                                  dict(mapping="learned", units=(20, 5), k=(2, 6), n_thr=3)])
+@pytest.mark.parametrize("case", [{}, {"input_type": "fixed<9,4>", "k": (3, 5)},
+                                  {"mapping": "learned", "units": (20, 5), "k": (2, 6), "n_thr": 3}])
 def test_model_equals_design_and_netlist(case, rng):
     model = randomize(lutnet(**case), rng)
     design = rtl4ml.convert(model, clock_ns=2.5)

@@ -37,11 +37,12 @@ import torch
 from torch import nn
 
 from ..fixed import FixedTypeArray, as_type_array, parse_type, quantize
-from ..graph.ops import BitLookup, GraphError, Thermometer as ThermometerOp
+from ..graph.ops import BitLookup, GraphError
+from ..graph.ops import Thermometer as ThermometerOp
 from ..graph.ops.luts import MAX_LUT_INPUTS
 from ..torch_common import ConversionError, ExportContext
 
-__all__ = ["Thermometer", "LUTLayer", "GroupSum", "fit_lutnet", "lut_units"]
+__all__ = ["GroupSum", "LUTLayer", "Thermometer", "fit_lutnet", "lut_units"]
 
 
 def _input_types(input_type, n: int) -> FixedTypeArray:
@@ -104,7 +105,7 @@ class Thermometer(nn.Module):
         return torch.from_numpy(xq).to(x.device)
 
     @torch.no_grad()
-    def init_quantiles(self, x) -> "Thermometer":
+    def init_quantiles(self, x) -> Thermometer:
         """Thresholds at the ``j / (n + 1)`` quantiles of each quantized feature, moved half a
         step up so that no input lies exactly on one (ties decide nothing)."""
         xq = self.quantize(torch.as_tensor(np.asarray(x)))
@@ -289,5 +290,5 @@ def fit_lutnet(model: nn.Module, x, y, *, epochs: int = 10, tau: float | None = 
         layers = [m for m in model.modules() if isinstance(m, LUTLayer)]
         per = layers[-1].units / head[-1].n_classes if head and layers else 1.0
         tau = float(np.sqrt(max(per, 1.0) / 3.0))
-    loss = lambda out, t: nn.functional.cross_entropy(out / tau, t)   # noqa: E731
+    loss = lambda out, t: nn.functional.cross_entropy(out / tau, t)
     return fit(model, x, y, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, label=label)

@@ -115,7 +115,7 @@ class Thermometer(Op):
         return {"feature": self.feature.tolist(), "threshold": floats_to_json(self.threshold)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Thermometer":
+    def from_json(cls, data: dict) -> Thermometer:
         return cls(np.array(data["feature"], dtype=np.int64), floats_from_json(data["threshold"]))
 
 
@@ -218,5 +218,5 @@ class BitLookup(Op):
         return {"connections": self.connections.tolist(), "tables": self.tables.tolist()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "BitLookup":
+    def from_json(cls, data: dict) -> BitLookup:
         return cls(np.array(data["connections"], dtype=np.int64), np.array(data["tables"], dtype=np.int64))
