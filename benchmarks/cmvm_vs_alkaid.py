@@ -3,24 +3,32 @@
 Installs nothing. When ``alkaid`` is importable (``pip install alkaid``; it is not an
 rtl4ml dependency) it runs both tools on
 
-* random integer matrices (8x8, 16x16, 32x32, 64x64; 4- and 8-bit weights; 10 seeds each)
+* random integer matrices (8x8 to 64x64; 2, 3, 4, 6 and 8-bit weights; 10 seeds each)
   acting on 8-bit signed inputs, and
 * the same quantized 16-64-32-32-5 jet MLP (trained here, a few seconds, on the 10,000-jet
   sample shipped with rtl4ml: the first 8,000 jets train it, the other 2,000 test it),
 
 and prints adders, adder bits, adder depth and solve time of both, per row and as medians
-of the per-row ratios rtl4ml/alkaid. Both adder graphs are measured the same way: each is
-turned into an rtl4ml Netlist (every adder at the exact width of the values it carries) and
-counted by ``rtl4ml.estimate.analytic.adder_stats``; alkaid's own cost figure is shown too.
-Both solutions are checked bit-exact against ``x @ W`` before they are counted.
+(with min-max over seeds) of the per-row ratios rtl4ml/alkaid. Both solutions are checked
+bit-exact against ``x @ W`` first, then each adder graph is counted two ways:
+
+* rtl4ml's counter: the graph as an rtl4ml Netlist, every adder at the exact width of the
+  values it carries, counted by ``rtl4ml.estimate.analytic.adder_stats``;
+* alkaid's cost figure (:func:`alkaid_cost`): alkaid's own ``cost_add`` over alkaid's
+  interval arithmetic, for rtl4ml's graph just as for alkaid's (alkaid's reported total is
+  printed too). The two figures differ by 10-20 % on the same graph (alkaid charges the low
+  bits only one operand drives and not the carry-out), so only like is compared with like.
 
 Yosys LUT/FF: both tools' own Verilog, synthesized with the same script
-(``rtl4ml.estimate.yosys``: ``synth_xilinx -flatten -family xcup -noiopad``), for the jet
-MLP and for seed 0 of the matrix sizes in ``--synth-sizes``; alkaid's design gets the same
-number of pipeline stages as rtl4ml's.
+(``rtl4ml.estimate.yosys``: ``synth_xilinx -flatten -family xcup -noiopad``), for matrices
+of the ``--synth-sizes`` (``--synth-seeds`` seeds each, every ``--synth-bits`` width) and the
+jet MLP; alkaid's design gets the same number of pipeline stages as rtl4ml's. Matrices are
+synthesized twice: as emitted, and with every adder's result marked ``(* keep *)`` in both
+tools' Verilog (:func:`keep_adders`), which stops Yosys merging chains of additions into
+LUT compressor trees and so compares the adder graphs themselves.
 
-    python benchmarks/cmvm_vs_alkaid.py                 # everything (Yosys takes minutes)
-    python benchmarks/cmvm_vs_alkaid.py --no-mlp --synth-sizes ''   # matrices only, fast
+    nice python benchmarks/cmvm_vs_alkaid.py --jobs 2      # everything (Yosys takes long)
+    python benchmarks/cmvm_vs_alkaid.py --no-mlp --no-synth   # the two counts only, minutes
 
 ``--slack`` sets rtl4ml's ``cmvm_depth_slack`` for the matrices (default 1, the library's
 default); ``--mlp-slacks`` lists the settings the jet MLP is built and synthesized with.
@@ -29,6 +37,7 @@ default); ``--mlp-slacks`` lists the settings the jet MLP is built and synthesiz
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -87,8 +96,44 @@ def measure(graph: AdderGraph, W: np.ndarray, n_in: int):
     return adder_stats(nl)
 
 
+def alkaid_cost(graph: AdderGraph) -> float:
+    """alkaid's own cost figure for any adder graph, computed the way alkaid computes it.
+
+    alkaid (``state_opr.cc``, ``indexers.cc``) carries an interval ``(min, max, step)`` per
+    value, propagated by interval arithmetic (``qint_add``: the sum of the operands'
+    intervals, not the exact interval of the linear form), and charges an adder
+    ``max(accum + overlap + tail - 1, 1)``: the span of both operands' bit ranges (sign bit
+    included) minus one, so the low bits that only one operand drives *are* charged and
+    the carry-out bit is not; a sign (add or subtract) does not change it, negated outputs
+    are free. ``cost_add`` is alkaid's own compiled function, so only the interval
+    propagation is repeated here; on alkaid's graphs this reproduces alkaid's total to
+    within 0.5 % (alkaid stores some sums as negated intervals, one bit wider).
+    """
+    from alkaid._binary.cmvm_bin import cost_add
+    q = [(float(INPUT.lo), float(INPUT.hi), 1.0)] * graph.n_inputs
+    total = 0.0
+    for a, b, s, sub in graph.ops:
+        (lo0, hi0, st0), (lo1, hi1, st1) = q[a], q[b]
+        total += cost_add(q[a], q[b], s)[0]
+        if sub:
+            lo1, hi1 = -hi1, -lo1
+        f = 2.0 ** s
+        q.append((lo0 + lo1 * f, hi0 + hi1 * f, min(st0, st1 * f)))
+    return total
+
+
 def median(v):
     return statistics.median(v) if len(v) else float("nan")
+
+
+def spread(v) -> str:
+    """``median [min-max]`` of ratios, for the summaries."""
+    return f"{median(v):.3f} [{min(v):.3f}-{max(v):.3f}]"
+
+
+def random_matrix(n: int, bits: int, seed: int) -> np.ndarray:
+    """The benchmark's problem: a square matrix of uniform ``bits``-bit signed integers."""
+    return np.random.default_rng(seed).integers(-2 ** (bits - 1), 2 ** (bits - 1), size=(n, n)).astype(np.float64)
 
 
 # ----------------------------------------------------------------------------- matrices
@@ -96,9 +141,12 @@ def median(v):
 def run_matrices(sizes, bit_widths, seeds, slack) -> dict:
     from alkaid.cmvm import cmvm_solve
     q = [(float(INPUT.lo), float(INPUT.hi), 1.0)]
-    print("\n## Random matrices (8-bit signed inputs; ratios are rtl4ml/alkaid)\n")
-    hdr = (f"{'size':>5} {'wbits':>5} {'seed':>4} | {'adders r/a':>11} {'bits r/a':>13} {'depth r/a':>9} "
-           f"{'time r/a [s]':>13} | {'adders':>6} {'bits':>6} {'time':>6} | {'alk cost':>8}")
+    print("\n## Random matrices (8-bit signed inputs; r/a = rtl4ml/alkaid)\n")
+    print("bits: rtl4ml's adder-bit counter on an exact-width Netlist of each graph; alk cost: alkaid's cost "
+          "figure of each graph (alkaid's cost_add over alkaid's interval arithmetic); own: alkaid's reported "
+          "total for its graph\n")
+    hdr = (f"{'size':>5} {'wbits':>5} {'seed':>4} | {'adders r/a':>11} {'bits r/a':>13} {'alk cost r/a':>13} "
+           f"{'own':>6} {'depth r/a':>9} {'time r/a [s]':>13} | {'bits':>6} {'cost':>6}")
     print(hdr)
     print("-" * len(hdr))
     summary = {}
@@ -106,36 +154,34 @@ def run_matrices(sizes, bit_widths, seeds, slack) -> dict:
         for b in bit_widths:
             rows = []
             for seed in range(seeds):
-                W = np.random.default_rng(seed).integers(-2 ** (b - 1), 2 ** (b - 1), size=(n, n)).astype(np.float64)
+                W = random_matrix(n, b, seed)
                 t0, c0 = time.perf_counter(), time.process_time()
                 g = solve_cmvm(W, [INPUT] * n, "cse", depth_slack=slack)
                 tr, cpu = time.perf_counter() - t0, time.process_time() - c0
                 t0 = time.perf_counter()
                 stages = cmvm_solve(np.ascontiguousarray(W.astype(np.float32)), qintervals=q * n)
                 ta = time.perf_counter() - t0
-                sr, sa = measure(g, W, n), measure(alkaid_graph(stages, n), W, n)
-                alk_cost = sum(s.cost for s in stages)
-                r = (sr.adders / sa.adders, sr.adder_bits / sa.adder_bits, sr.adder_depth - sa.adder_depth, tr / ta,
-                     tr, cpu)
+                ga = alkaid_graph(stages, n)
+                sr, sa = measure(g, W, n), measure(ga, W, n)
+                cr, ca = alkaid_cost(g), alkaid_cost(ga)
+                own = sum(s.cost for s in stages)
+                r = (sr.adders / sa.adders, sr.adder_bits / sa.adder_bits, cr / ca, sr.adder_depth - sa.adder_depth,
+                     tr / ta, tr, cpu, own / ca)
                 rows.append(r)
                 print(f"{n:>5} {b:>5} {seed:>4} | {sr.adders:>5}/{sa.adders:<5} {sr.adder_bits:>6}/{sa.adder_bits:<6} "
-                      f"{sr.adder_depth:>4}/{sa.adder_depth:<4} {tr:>6.3f}/{ta:<6.3f} | {r[0]:>6.3f} {r[1]:>6.3f} "
-                      f"{r[3]:>6.2f} | {alk_cost:>8.0f}", flush=True)
+                      f"{cr:>6.0f}/{ca:<6.0f} {own:>6.0f} {sr.adder_depth:>4}/{sa.adder_depth:<4} {tr:>6.3f}/{ta:<6.3f} | "
+                      f"{r[1]:>6.3f} {r[2]:>6.3f}", flush=True)
             summary[(n, b)] = rows
-    print("\n## Medians over seeds (rtl4ml/alkaid; depth: rtl4ml minus alkaid)\n")
-    print(f"{'size':>5} {'wbits':>5} | {'adders':>7} {'adder bits':>10} {'depth diff':>10} {'max depth diff':>14} "
-          f"{'time':>7} | {'rtl4ml wall s':>13} {'rtl4ml CPU s':>12}")
+    print("\n## Medians over seeds [min-max] (rtl4ml/alkaid; depth: rtl4ml minus alkaid)\n")
+    print(f"{'size':>5} {'wbits':>5} | {'adders':>7} {'adder bits (rtl4ml counter)':>27} {'alkaid cost figure':>27} "
+          f"{'depth diff':>10} | {'rtl4ml s':>8} {'alkaid s':>8}")
     for (n, b), rows in summary.items():
         a = np.array(rows)
-        print(f"{n:>5} {b:>5} | {median(a[:, 0]):>7.3f} {median(a[:, 1]):>10.3f} {median(a[:, 2]):>10.1f} "
-              f"{a[:, 2].max():>14.0f} {median(a[:, 3]):>7.2f} | {median(a[:, 4]):>13.3f} {median(a[:, 5]):>12.3f}")
-    per_size = {}
-    for (n, b), rows in summary.items():
-        per_size.setdefault(n, []).extend(rows)
-    print(f"\n{'size':>5} | {'adder bits (both weight widths)':>31} {'depth diff':>10}")
-    for n, rows in per_size.items():
-        a = np.array(rows)
-        print(f"{n:>5} | {median(a[:, 1]):>31.3f} {median(a[:, 2]):>10.1f}")
+        print(f"{n:>5} {b:>5} | {median(a[:, 0]):>7.3f} {spread(a[:, 1]):>27} {spread(a[:, 2]):>27} "
+              f"{median(a[:, 3]):>10.1f} | {median(a[:, 5]):>8.3f} {median(a[:, 5] / a[:, 4]):>8.3f}")
+    if summary:
+        own = np.concatenate([np.array(rows)[:, 7] for rows in summary.values()])
+        print(f"\nalkaid's reported total / this recomputation on alkaid's graphs: {spread(own)}")
     return summary
 
 
@@ -152,29 +198,94 @@ def alkaid_verilog(comb, n_stages: int, name: str) -> str:
         return "\n".join(f.read_text() for f in files if not f.name.endswith("_wrapper.v"))
 
 
+_RTL4ML_ADDER = re.compile(r"^(\s*)(wire \[\d+:0\] \w+ = [^;]*[-+][^;]*;)$", re.M)
+_ALKAID_ADDER = re.compile(r"^(\s*)(wire \[BW_ADD-1:0\] accum;)$", re.M)
+
+
+def keep_adders(verilog: str, tool: str) -> str:
+    """The same Verilog with ``(* keep *)`` on every adder's result: each adder stays one carry chain.
+
+    Without it Yosys (``alumacc``) merges every chain of single-use additions into one
+    multi-operand ``$macc`` and maps it to LUT compressor trees. rtl4ml writes an output
+    tree as plain ``a + b`` wires, so whole trees merge; alkaid's ``shift_adder`` slices
+    its operands, so only its own sub-expressions do. Marking both tools' adders the same
+    way compares the adder graphs themselves.
+    """
+    pat = _RTL4ML_ADDER if tool == "rtl4ml" else _ALKAID_ADDER
+    out, n = pat.subn(r"\1(* keep *) \2", verilog)
+    if not n:
+        raise AssertionError(f"no adder found to mark in the {tool} Verilog")
+    return out
+
+
+def _synth(job):
+    from rtl4ml.estimate.yosys import synthesize
+    return synthesize(*job)
+
+
+def synth_all(jobs: dict, n_jobs: int) -> dict:
+    """Yosys on every ``key -> (verilog, top)``, ``n_jobs`` at a time (cached by Verilog hash)."""
+    keys = list(jobs)
+    if n_jobs <= 1:
+        return {k: _synth(jobs[k]) for k in keys}
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(n_jobs) as ex:
+        return dict(zip(keys, ex.map(_synth, [jobs[k] for k in keys])))
+
+
+def matrix_designs(n: int, bits: int, seed: int, slack):
+    """rtl4ml's Design of ``x @ W`` (5 ns) and alkaid's Verilog of the same product at the same stages."""
+    import rtl4ml
+    from alkaid.trace import FVArrayInput, trace
+    from rtl4ml.graph import GraphBuilder
+    W = random_matrix(n, bits, seed)
+    gb = GraphBuilder()
+    x = gb.input("fixed<8,8>", n)
+    d = rtl4ml.Design(gb.build(gb.dense(x, W, np.zeros(n))), name=f"cmvm{n}", clock_ns=5.0,
+                      cmvm_depth_slack=slack)
+    inp = FVArrayInput((n,))
+    comb = trace(inp, inp.quantize(1, 7, 0) @ W)
+    return d, alkaid_verilog(comb, d.pipeline.stages, f"alk{n}"), f"alk{n}"
+
+
+def synth_matrices(seeds: dict, bit_widths, slack, n_jobs) -> None:
+    """Yosys LUTs of both tools' designs: ``seeds[n]`` seeds of every width for each size ``n``."""
+    print(f"\n## Yosys LUTs, matrices (seeds per size {seeds}; same synth script for both tools; "
+          "'kept': every adder's result marked (* keep *) in both tools' Verilog)\n")
+    jobs, stages = {}, {}
+    for n, k in seeds.items():
+        for b in bit_widths:
+            for seed in range(k):
+                d, av, atop = matrix_designs(n, b, seed, slack)
+                stages[n, b, seed] = d.pipeline.stages
+                jobs[n, b, seed, "r", 0] = (d.verilog, d.name)
+                jobs[n, b, seed, "a", 0] = (av, atop)
+                jobs[n, b, seed, "r", 1] = (keep_adders(d.verilog, "rtl4ml"), d.name)
+                jobs[n, b, seed, "a", 1] = (keep_adders(av, "alkaid"), atop)
+    t0 = time.perf_counter()
+    res = synth_all(jobs, n_jobs)
+    print(f"{'size':>5} {'wbits':>5} {'seed':>4} {'st':>3} | {'LUT r/a as emitted':>20} {'ratio':>6} | "
+          f"{'LUT r/a kept':>14} {'ratio':>6} | {'CARRY r/a':>11} {'FF r/a':>11}")
+    ratios: dict = {}
+    for (n, b, seed), st in stages.items():
+        r0, a0, r1, a1 = (res[n, b, seed, t, k] for k, t in ((0, "r"), (0, "a"), (1, "r"), (1, "a")))
+        ratios.setdefault((n, b), []).append((r0.lut / a0.lut, r1.lut / a1.lut))
+        print(f"{n:>5} {b:>5} {seed:>4} {st:>3} | {r0.lut:>9}/{a0.lut:<10} {r0.lut / a0.lut:>6.3f} | "
+              f"{r1.lut:>6}/{a1.lut:<7} {r1.lut / a1.lut:>6.3f} | {r0.carry:>5}/{a0.carry:<5} {r0.ff:>5}/{a0.ff:<5}",
+              flush=True)
+    print(f"\n{'size':>5} {'wbits':>5} | {'LUT rtl4ml/alkaid as emitted':>29} {'kept adders':>22}")
+    for (n, b), rows in ratios.items():
+        a = np.array(rows)
+        print(f"{n:>5} {b:>5} | {spread(a[:, 0]):>29} {spread(a[:, 1]):>22}")
+    print(f"\n(Yosys wall time {time.perf_counter() - t0:.0f} s with {n_jobs} jobs, cached results included)")
+
+
 def synth_pair(label: str, ours_v: str, ours_top: str, alk_v: str, alk_top: str) -> None:
     from rtl4ml.estimate.yosys import synthesize
     r = synthesize(ours_v, ours_top)
     a = synthesize(alk_v, alk_top)
     print(f"{label:<24} | LUT {r.lut:>6}/{a.lut:<6} ({r.lut / a.lut:.3f})  FF {r.ff:>6}/{a.ff:<6}  "
           f"CARRY {r.carry:>5}/{a.carry:<5}  Yosys {r.seconds:.0f}/{a.seconds:.0f} s", flush=True)
-
-
-def synth_matrices(sizes, slack) -> None:
-    import rtl4ml
-    from alkaid.trace import FVArrayInput, trace
-    from rtl4ml.graph import GraphBuilder
-    print("\n## Yosys, matrices (seed 0, 8-bit weights; rtl4ml/alkaid, same synth script)\n")
-    for n in sizes:
-        W = np.random.default_rng(0).integers(-128, 128, size=(n, n)).astype(np.float64)
-        gb = GraphBuilder()
-        x = gb.input("fixed<8,8>", n)
-        d = rtl4ml.Design(gb.build(gb.dense(x, W, np.zeros(n))), name=f"cmvm{n}", clock_ns=5.0,
-                          cmvm_depth_slack=slack)
-        inp = FVArrayInput((n,))
-        comb = trace(inp, inp.quantize(1, 7, 0) @ W)
-        synth_pair(f"{n}x{n} ({d.pipeline.stages} stages)", d.verilog, d.name,
-                   alkaid_verilog(comb, d.pipeline.stages, f"alk{n}"), f"alk{n}")
 
 
 # ----------------------------------------------------------------------------- jet MLP
@@ -263,13 +374,18 @@ def run_mlp(slacks, synth: bool) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="8,16,32,64")
-    p.add_argument("--bits", default="4,8")
+    p.add_argument("--bits", default="2,3,4,6,8", help="weight widths")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--slack", default="1", help="rtl4ml cmvm depth slack ('none' for unbounded)")
-    p.add_argument("--synth-sizes", default="8,16", help="matrix sizes to synthesize with Yosys ('' for none)")
+    p.add_argument("--synth-sizes", default="8,16,32", help="matrix sizes to synthesize with Yosys ('' for none)")
+    p.add_argument("--synth-bits", default="2,3,4,6,8", help="weight widths synthesized with Yosys")
+    p.add_argument("--synth-seeds", default="3,2,1",
+                   help="seeds 0..k-1 synthesized per width, one k per synth size (or one for all)")
+    p.add_argument("--jobs", type=int, default=1, help="Yosys runs at a time")
     p.add_argument("--mlp-slacks", default="1,2", help="rtl4ml depth slacks for the jet MLP ('none' allowed)")
     p.add_argument("--no-mlp", action="store_true")
     p.add_argument("--no-synth", action="store_true", help="skip every Yosys run")
+    p.add_argument("--no-mlp-synth", action="store_true", help="build the jet MLP but do not synthesize it")
     a = p.parse_args(argv)
     try:
         import alkaid
@@ -282,9 +398,14 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in a.sizes.split(",") if s]
     run_matrices(sizes, [int(b) for b in a.bits.split(",") if b], a.seeds, slack)
     if not a.no_synth and a.synth_sizes:
-        synth_matrices([int(s) for s in a.synth_sizes.split(",") if s], slack)
+        ssizes = [int(s) for s in a.synth_sizes.split(",") if s]
+        kseeds = [int(k) for k in a.synth_seeds.split(",") if k]
+        kseeds = kseeds * len(ssizes) if len(kseeds) == 1 else kseeds
+        if len(kseeds) != len(ssizes):
+            p.error("--synth-seeds needs one count, or one per --synth-sizes entry")
+        synth_matrices(dict(zip(ssizes, kseeds)), [int(b) for b in a.synth_bits.split(",") if b], slack, a.jobs)
     if not a.no_mlp:
-        run_mlp([None if x.lower() == "none" else int(x) for x in a.mlp_slacks.split(",") if x], synth=not a.no_synth)
+        run_mlp([None if x.lower() == "none" else int(x) for x in a.mlp_slacks.split(",") if x], synth=not (a.no_synth or a.no_mlp_synth))
     return 0
 
 
