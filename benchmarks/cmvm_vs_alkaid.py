@@ -334,7 +334,7 @@ def run_mlp(slacks, synth: bool) -> None:
     for node in g.nodes[1:]:
         op = node.op
         if isinstance(op, Dense):
-            v = v @ op.weight + op.bias
+            v = v @ op.effective_weight + op.effective_bias   # the exact (quantized) hardware values
         elif isinstance(op, Quantize):
             t = op.types
             v = aq(v, t.signed.astype(int), t.integer, t.fraction, overflow_mode=t.overflow, round_mode=t.rounding)
