@@ -46,10 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl4ml.estimate.analytic import adder_stats
-from rtl4ml.netlist.builder import NetlistBuilder
 from rtl4ml.cmvm import AdderGraph, solve_cmvm
+from rtl4ml.estimate.analytic import adder_stats
 from rtl4ml.fixed import Wire
+from rtl4ml.netlist.builder import NetlistBuilder
 from rtl4ml.passes.dce import simplify
 
 INPUT = Wire(-128, 127, 0)      # 8-bit signed inputs
@@ -198,8 +198,8 @@ def alkaid_verilog(comb, n_stages: int, name: str) -> str:
         return "\n".join(f.read_text() for f in files if not f.name.endswith("_wrapper.v"))
 
 
-_RTL4ML_ADDER = re.compile(r"^(\s*)(wire \[\d+:0\] \w+ = [^;]*[-+][^;]*;)$", re.M)
-_ALKAID_ADDER = re.compile(r"^(\s*)(wire \[BW_ADD-1:0\] accum;)$", re.M)
+_RTL4ML_ADDER = re.compile(r"^(\s*)(wire \[\d+:0\] \w+ = [^;]*[-+][^;]*;)$", re.MULTILINE)
+_ALKAID_ADDER = re.compile(r"^(\s*)(wire \[BW_ADD-1:0\] accum;)$", re.MULTILINE)
 
 
 def keep_adders(verilog: str, tool: str) -> str:
@@ -235,8 +235,9 @@ def synth_all(jobs: dict, n_jobs: int) -> dict:
 
 def matrix_designs(n: int, bits: int, seed: int, slack):
     """rtl4ml's Design of ``x @ W`` (5 ns) and alkaid's Verilog of the same product at the same stages."""
-    import rtl4ml
     from alkaid.trace import FVArrayInput, trace
+
+    import rtl4ml
     from rtl4ml.graph import GraphBuilder
     W = random_matrix(n, bits, seed)
     gb = GraphBuilder()
@@ -301,9 +302,11 @@ def jet_data():
 def run_mlp(slacks, synth: bool) -> None:
     """The jet MLP, trained on rtl4ml's 10,000-jet sample (8,000 train / 2,000 test), in both tools."""
     import torch
-    import rtl4ml
     from alkaid.trace import FVArrayInput, trace
-    from alkaid.trace.ops import quantize as aq, relu as arelu
+    from alkaid.trace.ops import quantize as aq
+    from alkaid.trace.ops import relu as arelu
+
+    import rtl4ml
     from rtl4ml.graph import lower_graph
     from rtl4ml.graph.ops import Dense, Quantize, ReLU
 
