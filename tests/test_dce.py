@@ -76,6 +76,40 @@ def test_bias_and_round_half_up_fuse_into_one_adder():
     assert np.array_equal(execute(fused, x), g.emulate_codes(x)[g.outputs[0]])
 
 
+def relu_rnd_layer(overflow: str, gb: GraphBuilder | None = None, x: str | None = None):
+    """``RND(relu(x @ w + b))``, four of five outputs biased (a graph, or its output name)."""
+    build = gb is None
+    if build:
+        gb = GraphBuilder()
+        x = gb.input("fixed<10,4>", 6)
+    w = np.round(np.random.default_rng(4).normal(size=(6, 5)) * 8) / 8
+    y = gb.relu(gb.dense(x, w, np.array([0.375, -1.25, 0.0, 2.0, -0.0625])))
+    y = gb.quantize(y, f"ufixed<6,2,RND,{overflow}>", 5)
+    return gb.build(y) if build else y
+
+
+@pytest.mark.parametrize("overflow", ["SAT", "WRAP"])
+def test_rounding_fuses_through_a_relu(overflow):
+    """Dense -> ReLU -> RND (QReLU, HGQ2 activations): the half LSB moves into the bias."""
+    g = relu_rnd_layer(overflow)
+    nl = lower_graph(g)
+    fused = fuse_rounding(nl)
+    assert adder_stats(fused).adders == adder_stats(nl).adders - 4     # four biased outputs
+    assert sum(isinstance(p, Quant) and p.target.rounding == "RND" for p in fused.prims) == 1
+    x = g.quantize_input(boundary_inputs(g.input.op.types, 4000, np.random.default_rng(5), overshoot=True))
+    assert np.array_equal(execute(fused, x), g.emulate_codes(x)[g.outputs[0]])
+    assert np.array_equal(execute(simplify(nl), x), g.emulate_codes(x)[g.outputs[0]])
+
+
+def test_rounding_does_not_fuse_through_a_relu_read_twice():
+    gb = GraphBuilder()
+    x = gb.input("fixed<10,4>", 3)
+    h = gb.relu(gb.dense(x, np.eye(3) * 0.375, np.array([0.25, -0.5, 1.0])))
+    g = gb.build([gb.quantize(h, "ufixed<6,2,RND,SAT>", 3), h])
+    nl = lower_graph(g)
+    assert fuse_rounding(nl) is nl
+
+
 @pytest.mark.parametrize("rounding", ["TRN", "RND_CONV"])
 def test_other_roundings_are_not_fused(rounding):
     nl = lower_graph(biased_rnd_layer(rounding))
@@ -125,10 +159,17 @@ def test_simplify_preserves_random_networks(seed):
 
 @pytest.mark.hw
 def test_fused_rounding_and_relu_match_in_rtl():
-    g = biased_rnd_layer("RND", relu=True)
+    """Both fusions (quantize -> ReLU, ReLU -> RND) in one Verilator build."""
+    gb = GraphBuilder()
+    x = gb.input("fixed<10,4>", 6)
+    rng = np.random.default_rng(1)
+    w = np.round(rng.normal(size=(6, 4)) * 8) / 8
+    y = gb.quantize(gb.dense(x, w, np.array([0.375, -1.25, 0.0, 2.0])), "fixed<8,3,RND,SAT>", 4)
+    g = gb.build(gb.concat([gb.relu(y), relu_rnd_layer("SAT", gb, x)]))
+    assert adder_stats(fuse_rounding(lower_graph(g))).adders == adder_stats(lower_graph(g)).adders - 7
     d = Design(g, name="fused_rnd", clock_ns=2.0)
     assert adder_stats(d.netlist).adders < adder_stats(lower_graph(g)).adders
-    assert d.netlist.count(Relu) == 0
+    assert d.netlist.count(Relu) == 5            # only the ReLUs before the RND quantizer remain
     x = boundary_inputs(g.input.op.types, 3000, np.random.default_rng(5), overshoot=True)
     r = d.verify(x)
     assert r.ok, str(r)

@@ -63,23 +63,34 @@ def fuse_rounding(nl: Netlist) -> Netlist:
     """Merge a round-half-up quantizer into the constant addition (bias) that feeds it.
 
     ``RND(y + c) = TRN(y + (c + half an output LSB))``: bit-exact, and one adder fewer per
-    biased neuron (the rounding adder is as wide as the sum). Done only where the addition's
-    sole reader is the quantizer, so no other reader sees the shifted constant.
+    biased neuron (the rounding adder is as wide as the sum). A ReLU between the two is no
+    obstacle: ``RND(relu(s)) = TRN(relu(s + h))`` (for ``s < 0``, ``s + h < h`` truncates to
+    at most 0), the form of every Dense -> ReLU -> quantizer (QReLU, HGQ2's activations).
+    Done only where the addition's (and the ReLU's) sole reader is the next step, so no other
+    reader sees the shifted value.
     """
     readers = reader_counts(nl)
     fused: dict[int, tuple[int, int, int]] = {}   # Add id -> (new constant code, its fraction, code bump)
-    for p in nl.prims:
+    relus: dict[int, int] = {}                     # ReLU id between -> its Add's id
+    quants: set[int] = set()                       # the quantizers that become TRN
+    for k, p in enumerate(nl.prims):
         if not (isinstance(p, Quant) and p.target.rounding == "RND"):
             continue
-        src = nl.prims[p.a]
-        if not isinstance(src, Add) or readers[p.a] != 1 or src.shift != 0 or src.sub:
+        a, relu = p.a, None
+        if isinstance(nl.prims[a], Relu) and readers[a] == 1:
+            relu, a = a, nl.prims[a].a
+        src = nl.prims[a]
+        if not isinstance(src, Add) or readers[a] != 1 or src.shift != 0 or src.sub:
             continue
         if src.wire.fraction <= p.target.fraction or not isinstance(nl.prims[src.args[0]], Const):
             continue
         c = nl.prims[src.args[0]].wire
         f = max(c.fraction, p.target.fraction + 1)
-        fused[p.a] = ((c.lo << (f - c.fraction)) + (1 << (f - p.target.fraction - 1)), f,
-                      1 << (src.wire.fraction - p.target.fraction - 1))
+        fused[a] = ((c.lo << (f - c.fraction)) + (1 << (f - p.target.fraction - 1)), f,
+                    1 << (src.wire.fraction - p.target.fraction - 1))
+        quants.add(k)
+        if relu is not None:
+            relus[relu] = a
     if not fused:
         return nl
 
@@ -88,7 +99,11 @@ def fuse_rounding(nl: Netlist) -> Netlist:
             q, f, bump = fused[k]
             c = r.emit(Const(const_wire(q, f), (), origin=p.origin))
             return replace(p, wire=Wire(p.wire.lo + bump, p.wire.hi + bump, p.wire.fraction), args=(c, p.args[1]))
-        if isinstance(p, Quant) and nl.prims[k].args[0] in fused:
+        if k in relus:
+            bump = fused[relus[k]][2]
+            w = nl.prims[relus[k]].wire
+            return replace(p, wire=Wire(max(w.lo + bump, 0), max(w.hi + bump, 0), w.fraction))
+        if k in quants:
             return replace(p, target=replace(p.target, rounding="TRN"))
         return p
 
