@@ -69,7 +69,7 @@ from ..graph.ops.base import GraphError
 from ..passes.graph_passes import run_passes
 from ..torch_common import ConversionError
 from .formats import KERAS_H5
-from .onnx import DEFAULT_ACTIVATION_TYPES, _first_bad, _sanitize, _short
+from .onnx import DEFAULT_ACTIVATION_TYPES, _sanitize, exact_or_typed
 
 TYPE_OPTIONS = ("weight_type", "bias_type", "result_type", "activation_type", "table_input_type")
 #: HGQ2 rounding mode -> rtl4ml's (the stochastic ones are deterministic in inference)
@@ -169,18 +169,8 @@ class _Context:
 
     def exact(self, values, what: str, option: str):
         """``(values, None)`` for short binary fractions, else ``(values, the option's type)``."""
-        v = np.asarray(values, dtype=np.float64)
-        if not np.all(np.isfinite(v)):
-            raise self.error(f"{what} has a non-finite value {_first_bad(v, np.isfinite(v))}")
-        short = np.vectorize(_short, otypes=[bool])(v) if v.size else np.ones(v.shape, bool)
-        if np.all(short):
-            return v, None
-        t = self.type_for(option) or (self.type_for("weight_type") if option != "weight_type" else None)
-        if t is None:
-            raise self.error(f"{what} has the value {_first_bad(v, short)!r}, which is not a short binary fraction; "
-                             f"pass {option}='fixed<...>' (or {{{self.layer.name!r}: ...}}), or quantize the "
-                             "model with HGQ2")
-        return v, t
+        return exact_or_typed(values, what, option, self.type_for, self.error, self.layer.name,
+                              "quantize the model with HGQ2")
 
     def result(self, out: str) -> str:
         rt = self.type_for("result_type")

@@ -47,7 +47,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..fixed import FixedPointError, FixedType, FixedTypeArray, as_type_array, parse_type
+from ..fixed import (
+    FixedPointError,
+    FixedType,
+    FixedTypeArray,
+    as_type_array,
+    parse_type,
+)
 from ..graph import Graph, GraphBuilder
 from ..graph.composite import softmax as softmax_nodes
 from ..graph.graph import Node
@@ -104,6 +110,26 @@ def _pow2_exponent(s: np.ndarray):
 def _first_bad(a: np.ndarray, ok: np.ndarray):
     idx = tuple(int(i) for i in np.argwhere(~ok)[0]) if a.ndim else ()
     return float(a[idx]) if a.ndim else float(a)
+
+
+def exact_or_typed(values, what: str, option: str, type_for: Callable, error: Callable, name: str, advice: str):
+    """A frontend's float parameters: ``(values, None)`` when every value is a short binary
+    fraction (taken exactly), else ``(values, the type of option)`` (or of ``weight_type``) to
+    round them to; refused naming the first offending value when neither is given.
+    ``type_for(option)`` and ``error(message)`` are the frontend's own, ``name`` its layer or
+    node, ``advice`` how to quantize in the source tool."""
+    v = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise error(f"{what} has a non-finite value {_first_bad(v, np.isfinite(v))}")
+    short = np.vectorize(_short, otypes=[bool])(v) if v.size else np.ones(v.shape, bool)
+    if np.all(short):
+        return v, None
+    t = type_for(option) or (type_for("weight_type") if option != "weight_type" else None)
+    if t is None:
+        raise error(f"{what} has the value {_first_bad(v, short)!r}, which is not a short binary fraction "
+                    f"(at most 16 significant bits); pass {option}='fixed<...>' (or {{{name!r}: ...}}) to round "
+                    f"it, or {advice}")
+    return v, t
 
 
 def _sanitize(name: str) -> str:
@@ -200,19 +226,8 @@ class _Context:
     def exact(self, values: np.ndarray, what: str, option: str = "weight_type"):
         """``(values, None)`` when every value is a short binary fraction, else ``(values, type)``
         with the node's ``option``; refuses (naming the value) when there is none."""
-        v = np.asarray(values, dtype=np.float64)
-        if not np.all(np.isfinite(v)):
-            raise self.error(f"{what} has a non-finite value {_first_bad(v, np.isfinite(v))}")
-        short = np.vectorize(_short, otypes=[bool])(v) if v.size else np.ones(v.shape, bool)
-        if np.all(short):
-            return v, None
-        t = self.type_for(option) or (self.type_for("weight_type") if option != "weight_type" else None)
-        if t is None:
-            raise self.error(f"{what} has the value {_first_bad(v, short)!r}, which is not a short binary fraction "
-                             f"(at most 16 significant bits); pass {option}='fixed<...>' (or {{{self.node.name!r}: "
-                             "...}) to round it, or quantize it in the model (a QONNX Quant with a power-of-two "
-                             "scale)")
-        return v, t
+        return exact_or_typed(values, what, option, self.type_for, self.error, self.node.name,
+                              "quantize it in the model (a QONNX Quant with a power-of-two scale)")
 
     def constant_node(self, c: np.ndarray, rank: int, name: str) -> str:
         c = self.const_operand(c, rank)
