@@ -56,20 +56,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fixed import (
-    FixedPointError,
-    FixedType,
-    FixedTypeArray,
-    as_type_array,
-    parse_type,
-)
+from ..fixed import FixedPointError, FixedType, FixedTypeArray, as_type_array, parse_type
 from ..graph import Graph, GraphBuilder
 from ..graph.composite import softmax as softmax_nodes
 from ..graph.ops.base import GraphError
 from ..passes.graph_passes import run_passes
 from ..torch_common import ConversionError
 from .formats import KERAS_H5
-from .onnx import DEFAULT_ACTIVATION_TYPES, _sanitize, exact_or_typed
+from .onnx import DEFAULT_ACTIVATION_TYPES, _sanitize
+from .params import exact_or_typed, option_type
 
 TYPE_OPTIONS = ("weight_type", "bias_type", "result_type", "activation_type", "table_input_type")
 #: HGQ2 rounding mode -> rtl4ml's (the stochastic ones are deterministic in inference)
@@ -154,18 +149,7 @@ class _Context:
         return ConversionError(f"{self.what}: {message}" if self.what else message)
 
     def type_for(self, option: str) -> FixedType | None:
-        spec = self.options.get(option)
-        if isinstance(spec, dict):
-            if self.layer.name not in spec:
-                return None
-            self.used[option].add(self.layer.name)
-            spec = spec[self.layer.name]
-        if spec is None:
-            return None
-        try:
-            return parse_type(spec)
-        except FixedPointError as e:
-            raise self.error(f"{option}: {e}") from None
+        return option_type(self.options, option, (self.layer.name,), self.used, self.error)
 
     def exact(self, values, what: str, option: str):
         """``(values, None)`` for short binary fractions, else ``(values, the option's type)``."""

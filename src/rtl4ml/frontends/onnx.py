@@ -47,13 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..fixed import (
-    FixedPointError,
-    FixedType,
-    FixedTypeArray,
-    as_type_array,
-    parse_type,
-)
+from ..fixed import FixedPointError, FixedType, FixedTypeArray, as_type_array, parse_type
 from ..graph import Graph, GraphBuilder
 from ..graph.composite import softmax as softmax_nodes
 from ..graph.graph import Node
@@ -61,6 +55,7 @@ from ..graph.ops.base import GraphError
 from ..graph.ops.lookup import FUNCTIONS, MAX_TABLE_BITS
 from ..passes.graph_passes import run_passes
 from ..torch_common import ConversionError
+from .params import exact_or_typed, first_bad, option_type
 
 try:  # onnx is an optional extra
     import onnx
@@ -88,14 +83,6 @@ class Var:
         self.shape = shape   # sample shape of a pending input
 
 
-def _short(v: float) -> bool:
-    """A binary fraction of at most 16 significant bits and 32 fraction bits."""
-    n, d = float(v).as_integer_ratio()
-    while n and n % 2 == 0:
-        n //= 2
-    return abs(n).bit_length() <= 16 and d <= 2**32
-
-
 def _pow2_exponent(s: np.ndarray):
     """``e`` with ``s == 2**e`` element-wise (int64 array), or None if some element is not a positive power of two."""
     s = np.asarray(s, dtype=np.float64)
@@ -105,31 +92,6 @@ def _pow2_exponent(s: np.ndarray):
     if np.any(m != 0.5):
         return None
     return (e - 1).astype(np.int64)
-
-
-def _first_bad(a: np.ndarray, ok: np.ndarray):
-    idx = tuple(int(i) for i in np.argwhere(~ok)[0]) if a.ndim else ()
-    return float(a[idx]) if a.ndim else float(a)
-
-
-def exact_or_typed(values, what: str, option: str, type_for: Callable, error: Callable, name: str, advice: str):
-    """A frontend's float parameters: ``(values, None)`` when every value is a short binary
-    fraction (taken exactly), else ``(values, the type of option)`` (or of ``weight_type``) to
-    round them to; refused naming the first offending value when neither is given.
-    ``type_for(option)`` and ``error(message)`` are the frontend's own, ``name`` its layer or
-    node, ``advice`` how to quantize in the source tool."""
-    v = np.asarray(values, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
-        raise error(f"{what} has a non-finite value {_first_bad(v, np.isfinite(v))}")
-    short = np.vectorize(_short, otypes=[bool])(v) if v.size else np.ones(v.shape, bool)
-    if np.all(short):
-        return v, None
-    t = type_for(option) or (type_for("weight_type") if option != "weight_type" else None)
-    if t is None:
-        raise error(f"{what} has the value {_first_bad(v, short)!r}, which is not a short binary fraction "
-                    f"(at most 16 significant bits); pass {option}='fixed<...>' (or {{{name!r}: ...}}) to round "
-                    f"it, or {advice}")
-    return v, t
 
 
 def _sanitize(name: str) -> str:
@@ -166,20 +128,9 @@ class _Context:
     def type_for(self, option: str, required: bool = False):
         self.used_options.add(option)
         spec = self.options.get(option)
-        if isinstance(spec, dict):
-            key = self.node.name if self.node.name in spec else self.name if self.name in spec else None
-            if key is None:
-                if required:
-                    raise self.error(f"{option} has no entry for this node (its keys: {sorted(spec)})")
-                return None
-            self.used[option].add(key)
-            spec = spec[key]
-        if spec is None:
-            return None
-        try:
-            return parse_type(spec)
-        except FixedPointError as e:
-            raise self.error(f"{option}: {e}") from None
+        if required and isinstance(spec, dict) and self.node.name not in spec and self.name not in spec:
+            raise self.error(f"{option} has no entry for this node (its keys: {sorted(spec)})")
+        return option_type(self.options, option, (self.node.name, self.name), self.used, self.error)
 
     # ------------------------------------------------------------------ values
 
@@ -391,9 +342,9 @@ def _quant(ctx: _Context, node, x, scale, zeropt, bitwidth, attrs):
         except ValueError as e:
             raise ctx.error(str(e)) from None
     if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
-        raise ctx.error(f"scale {_first_bad(scale, scale > 0)!r} is not positive")
+        raise ctx.error(f"scale {first_bad(scale, scale > 0)!r} is not positive")
     if np.any(zeropt != np.round(zeropt)):
-        raise ctx.error(f"zero point {_first_bad(zeropt, zeropt == np.round(zeropt))!r} is not an integer; only "
+        raise ctx.error(f"zero point {first_bad(zeropt, zeropt == np.round(zeropt))!r} is not an integer; only "
                         "integer zero points fold exactly into the clamp range")
     shape = ctx.shape(x)
     s = _per_element(ctx, scale, shape, "the scale")
@@ -410,7 +361,7 @@ def _quant(ctx: _Context, node, x, scale, zeropt, bitwidth, attrs):
     name = ctx.name
     if e is None:
         if np.unique(s).size != 1 or len({int(v) for v in np.ravel(z)}) != 1:
-            raise ctx.error(f"scale {_first_bad(s, _pow2_exponent_mask(s))!r} is not a power of two, and per-channel "
+            raise ctx.error(f"scale {first_bad(s, _pow2_exponent_mask(s))!r} is not a power of two, and per-channel "
                             "non-power-of-two scales are not folded; use power-of-two scales")
         return Var(_table_quant(ctx, ctx.tensor(x), float(s.flat[0]), int(lo.flat[0]), int(hi.flat[0]),
                                 mode, name))
@@ -454,7 +405,7 @@ def _bipolar(ctx, x, s: np.ndarray, z) -> Var:
     scale, shift = 2 * s, s
     _, t = ctx.exact(scale, "the scale")
     if t is not None:
-        raise ctx.error(f"scale {_first_bad(s, _pow2_exponent_mask(s))!r} of the bipolar quantizer is not a short "
+        raise ctx.error(f"scale {first_bad(s, _pow2_exponent_mask(s))!r} of the bipolar quantizer is not a short "
                         "binary fraction")
     return Var(b.affine(q, scale, shift, name=ctx.name))
 
@@ -464,7 +415,7 @@ def _bipolar_quant(ctx, node, x, scale, attrs):
     if isinstance(x, np.ndarray):
         return np.where(x / scale >= 0, 1.0, -1.0) * scale
     if np.any(scale <= 0):
-        raise ctx.error(f"scale {_first_bad(scale, scale > 0)!r} is not positive")
+        raise ctx.error(f"scale {first_bad(scale, scale > 0)!r} is not positive")
     s = _per_element(ctx, scale, ctx.shape(x), "the scale")
     return _bipolar(ctx, x, s, np.zeros(s.shape, dtype=np.int64))
 
@@ -487,7 +438,7 @@ def _trunc(ctx, node, x, scale, zeropt, in_bits, *rest, attrs=None):
     scale = _const(ctx, scale, "the scale")
     zeropt = _const(ctx, zeropt, "the zero point")
     if np.any(zeropt != 0):
-        raise ctx.error(f"zero point {_first_bad(zeropt, zeropt == 0)!r}: Trunc with a non-zero zero point is not "
+        raise ctx.error(f"zero point {first_bad(zeropt, zeropt == 0)!r}: Trunc with a non-zero zero point is not "
                         "supported")
     if mode not in ROUNDING:
         raise ctx.error(f"rounding_mode {mode!r} is not supported; rtl4ml maps ROUND/HALF_EVEN, FLOOR and CEIL")
@@ -507,7 +458,7 @@ def _trunc(ctx, node, x, scale, zeropt, in_bits, *rest, attrs=None):
     e, eo = _pow2_exponent(s), _pow2_exponent(so)
     if e is None or eo is None:
         bad = s if e is None else so
-        raise ctx.error(f"scale {_first_bad(bad, _pow2_exponent_mask(bad))!r} is not a power of two; Trunc needs "
+        raise ctx.error(f"scale {first_bad(bad, _pow2_exponent_mask(bad))!r} is not a power of two; Trunc needs "
                         "power-of-two scales")
     xs = ctx.tensor(x)
     b = ctx.builder
@@ -565,7 +516,7 @@ def _quantize_linear(ctx, node, x, scale, zp=None, attrs=None):
     zz = _per_element(ctx, z, shape, "the zero point")
     e = _pow2_exponent(s)
     if e is None:
-        raise ctx.error(_QDQ_POW2.format(_first_bad(s, _pow2_exponent_mask(s))))
+        raise ctx.error(_QDQ_POW2.format(first_bad(s, _pow2_exponent_mask(s))))
     zi = zz.astype(np.int64).astype(object)
     lo, hi = tmin - zi, tmax - zi
     if _defines_input(ctx, x, -e, lo, hi, "RND_CONV"):
@@ -595,7 +546,7 @@ def _dequantize_linear(ctx, node, x, scale, zp=None, attrs=None):
         if np.array_equal(s0, s) and np.array_equal(z0, zz):
             return Var(v)
     if _pow2_exponent(s) is None:
-        raise ctx.error(_QDQ_POW2.format(_first_bad(s, _pow2_exponent_mask(s))))
+        raise ctx.error(_QDQ_POW2.format(first_bad(s, _pow2_exponent_mask(s))))
     return Var(ctx.builder.affine(xs, s, -zz * s, name=ctx.name))
 
 

@@ -56,6 +56,7 @@ from ..graph.ops import Affine, Input
 from ..passes.graph_passes import run_passes
 from ..torch_common import EXPORT_METHOD, LOADABLE_ATTR, ConversionError, ExportContext, check_finite, export_class
 from .formats import TORCH_LEGACY_MAGIC
+from .params import is_short_fraction
 
 try:  # torch is an optional extra
     import torch
@@ -151,14 +152,6 @@ def _per_input(spec, names: list[str], option: str, is_single) -> dict:
     raise ConversionError(f"{option} must be given for all inputs, as a dict by input name or a list; got {spec!r}")
 
 
-def _short(v: float) -> bool:
-    """A binary fraction of at most 16 significant bits and 32 fraction bits."""
-    n, d = float(v).as_integer_ratio()
-    while n and n % 2 == 0:
-        n //= 2
-    return abs(n).bit_length() <= 16 and d <= 2**32
-
-
 class _Context(ExportContext):
     """One conversion: the builder, the options and what the translation has seen."""
 
@@ -217,11 +210,11 @@ class _Context(ExportContext):
         """A Constant node: exact for short binary fractions, else quantized to the layer's weight type."""
         v = np.asarray(values, dtype=np.float64)
         check_finite(v, call.layer, f"a constant of {call.what}")
-        if all(_short(x) for x in v.flat):
+        if all(is_short_fraction(x) for x in v.flat):
             return self.builder.constant(v, name=name)
         t = self.type_for("weight_type", call.layer, required=False)
         if t is None:
-            first = next(float(x) for x in v.flat if not _short(x))
+            first = next(float(x) for x in v.flat if not is_short_fraction(x))
             desc = what or (f"{first!r}" if v.ndim == 0 else f"tensor of shape {v.shape} (e.g. {first!r})")
             raise call.error(f"the constant {desc} is not a short binary fraction (at most 16 significant bits, "
                              f"e.g. 0.4375) and no weight_type applies to layer {call.layer!r} to quantize it; pass "
