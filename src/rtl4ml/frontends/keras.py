@@ -84,12 +84,14 @@ def import_keras():
     return keras
 
 
-def _import_hgq() -> None:
-    """Import HGQ2 when installed: it registers its layers for ``keras.saving.load_model``."""
+def _import_hgq() -> bool:
+    """Import HGQ2 when installed (it registers its layers for ``keras.saving.load_model``);
+    whether it is."""
     try:
         import hgq  # noqa: F401
     except ImportError:
-        pass
+        return False
+    return True
 
 
 def load_keras(path: str | Path):
@@ -101,7 +103,7 @@ def load_keras(path: str | Path):
         keras = import_keras()
     except ConversionError as e:
         raise ConversionError(f"{path}: {e}") from None
-    _import_hgq()
+    has_hgq = _import_hgq()
     try:
         if path.suffix.lower() == ".keras":
             return keras.saving.load_model(path, compile=False)
@@ -109,17 +111,9 @@ def load_keras(path: str | Path):
             shutil.copyfile(path, Path(d) / "model.keras")
             return keras.saving.load_model(Path(d) / "model.keras", compile=False)
     except Exception as e:   # noqa: BLE001 - Keras raises KeyError, ValueError, ... for bad archives
-        hint = "" if _has_hgq() else " (if it holds HGQ2 layers: pip install hgq2)"
+        hint = "" if has_hgq else " (if it holds HGQ2 layers: pip install hgq2)"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConversionError(f"{path}: Keras could not load the model{hint}: {first}") from None
-
-
-def _has_hgq() -> bool:
-    try:
-        import hgq  # noqa: F401
-        return True
-    except ImportError:
-        return False
 
 
 def _np(t) -> np.ndarray:
@@ -155,6 +149,15 @@ class _Context:
         """``(values, None)`` for short binary fractions, else ``(values, the option's type)``."""
         return exact_or_typed(values, what, option, self.type_for, self.error, self.layer.name,
                               "quantize the model with HGQ2")
+
+    def weights(self, w, b) -> tuple:
+        """``(w, its type, b, its type)``: exact or typed; a bias beside typed weights is rounded
+        to ``bias_type`` (or the weight type) even when its values are short."""
+        w, wt = self.exact(w, "the kernel", "weight_type")
+        b, bt = self.exact(b, "the bias", "bias_type")
+        if wt is not None and bt is None and not np.all(b == 0):
+            bt = self.type_for("bias_type") or wt
+        return w, wt, b, bt
 
     def result(self, out: str) -> str:
         rt = self.type_for("result_type")
@@ -261,12 +264,13 @@ def _dense(ctx: _Context, layer, xs: list[str], hgq: bool) -> str:
         w, b = _np(layer.qkernel), (None if layer.bias is None else _np(layer.qbias))
     else:
         w, b = _np(layer.kernel), (None if layer.bias is None else _np(layer.bias))
-    b = np.zeros(w.shape[1]) if b is None else b
-    w, wt = ctx.exact(w, "the kernel", "weight_type")
-    b, bt = ctx.exact(b, "the bias", "bias_type")
-    if wt is not None and bt is None and not np.all(b == 0):
-        bt = ctx.type_for("bias_type") or wt
+    w, wt, b, bt = ctx.weights(w, np.zeros(w.shape[1]) if b is None else b)
     out = ctx.builder.dense(x, w, b, name=ctx.name, weight_type=wt, bias_type=bt)
+    return _finish(ctx, layer, out, hgq)
+
+
+def _finish(ctx: _Context, layer, out: str, hgq: bool) -> str:
+    """A weighted layer's tail: the result type (plain Keras), the activation, the output quantizer."""
     if not hgq:
         out = ctx.result(out)
     return _oq(ctx, layer, _activation(ctx, out, layer.activation, hgq))
@@ -298,9 +302,7 @@ def _einsum_dense(ctx: _Context, layer, xs: list[str], hgq: bool) -> str:
         b = _np(layer.qbias) if hgq else _np(layer.bias)
         b, bt = ctx.exact(b, "the bias", "bias_type")
         out = ctx.builder.add(out, ctx.builder.constant(b, type=bt, name=f"{ctx.name}_bias"), name=f"{ctx.name}_add")
-    if not hgq:
-        out = ctx.result(out)
-    return _oq(ctx, layer, _activation(ctx, out, layer.activation, hgq))
+    return _finish(ctx, layer, out, hgq)
 
 
 def _same_padding(ctx: _Context, n: int, k: int, s: int, d: int) -> int:
@@ -325,10 +327,7 @@ def _conv(ctx: _Context, layer, xs: list[str], hgq: bool) -> str:
     w = _np(layer.qkernel) if hgq else _np(layer.kernel)          # (*kernel, C_in/groups, C_out)
     w = np.transpose(w, (rank + 1, rank) + tuple(range(rank)))    # (C_out, C_in/groups, *kernel)
     b = np.zeros(w.shape[0]) if layer.bias is None else (_np(layer.qbias) if hgq else _np(layer.bias))
-    w, wt = ctx.exact(w, "the kernel", "weight_type")
-    b, bt = ctx.exact(b, "the bias", "bias_type")
-    if wt is not None and bt is None and not np.all(b == 0):
-        bt = ctx.type_for("bias_type") or wt
+    w, wt, b, bt = ctx.weights(w, b)
     stride, dil = tuple(layer.strides), tuple(layer.dilation_rate)
     pad = (0,) * rank if layer.padding == "valid" else tuple(
         _same_padding(ctx, n, k, s, d) for n, k, s, d in zip(spatial, w.shape[2:], stride, dil))
@@ -337,9 +336,7 @@ def _conv(ctx: _Context, layer, xs: list[str], hgq: bool) -> str:
     out = ctx.builder.conv(x, w, b, stride, pad, dil, int(layer.groups), name=ctx.name, weight_type=wt, bias_type=bt)
     if last:
         out = ctx.builder.transpose(out, tuple(range(1, rank + 1)) + (0,), name=f"{ctx.name}_cl")
-    if not hgq:
-        out = ctx.result(out)
-    return _oq(ctx, layer, _activation(ctx, out, layer.activation, hgq))
+    return _finish(ctx, layer, out, hgq)
 
 
 def _bn_shape(ctx: _Context, layer, x: str) -> tuple[int, ...]:
