@@ -480,24 +480,29 @@ def _file_format(path: Path) -> str:
     return "torch"
 
 
-def _onnx_graph(path: Path, options: dict) -> Graph:
+def _without_input_shape(options: dict, what: str) -> dict:
+    """The options for a frontend whose models fix their input shapes (``input_shape`` refused)."""
     if options.get("input_shape") is not None:
-        raise ValueError(f"{path}: an ONNX model fixes its input shapes; remove input_shape")
+        raise ValueError(f"{what} fixes its input shapes; remove input_shape")
+    return {k: v for k, v in options.items() if k != "input_shape"}
+
+
+def _onnx_graph(path: Path, options: dict) -> Graph:
+    options = _without_input_shape(options, f"{path}: an ONNX model")
     from .frontends.onnx import from_onnx, load_onnx
     from .torch_common import ConversionError
     onnx_model = load_onnx(path)
     if not onnx_model.graph.output:
         raise ConversionError(f"{path}: the ONNX model has no graph outputs (an empty or truncated file?)")
-    return from_onnx(onnx_model, **{k: v for k, v in options.items() if k != "input_shape"})
+    return from_onnx(onnx_model, **options)
 
 
 def _keras_graph(model, options: dict) -> Graph:
     """A Keras model or ``.keras`` file through :mod:`rtl4ml.frontends.keras`."""
-    if options.get("input_shape") is not None:
-        what = f"{model}: a" if isinstance(model, (str, Path)) else "a"
-        raise ValueError(f"{what} Keras model fixes its input shapes (its Input layers); remove input_shape")
+    options = _without_input_shape(options, f"{model}: a Keras model" if isinstance(model, (str, Path))
+                                   else "a Keras model")
     from .frontends.keras import from_keras
-    return from_keras(model, **{k: v for k, v in options.items() if k != "input_shape"})
+    return from_keras(model, **options)
 
 
 def _is_keras_model(model) -> bool:
