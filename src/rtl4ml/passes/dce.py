@@ -72,8 +72,7 @@ def fuse_rounding(nl: Netlist) -> Netlist:
     readers = reader_counts(nl)
     fused: dict[int, tuple[int, int, int]] = {}   # Add id -> (new constant code, its fraction, code bump)
     relus: dict[int, int] = {}                     # ReLU id between -> its Add's id
-    quants: set[int] = set()                       # the quantizers that become TRN
-    for k, p in enumerate(nl.prims):
+    for p in nl.prims:
         if not (isinstance(p, Quant) and p.target.rounding == "RND"):
             continue
         a, relu = p.a, None
@@ -88,7 +87,6 @@ def fuse_rounding(nl: Netlist) -> Netlist:
         f = max(c.fraction, p.target.fraction + 1)
         fused[a] = ((c.lo << (f - c.fraction)) + (1 << (f - p.target.fraction - 1)), f,
                     1 << (src.wire.fraction - p.target.fraction - 1))
-        quants.add(k)
         if relu is not None:
             relus[relu] = a
     if not fused:
@@ -103,8 +101,8 @@ def fuse_rounding(nl: Netlist) -> Netlist:
             bump = fused[relus[k]][2]
             w = nl.prims[relus[k]].wire
             return replace(p, wire=Wire(max(w.lo + bump, 0), max(w.hi + bump, 0), w.fraction))
-        if k in quants:
-            return replace(p, target=replace(p.target, rounding="TRN"))
+        if isinstance(p, Quant) and (nl.prims[k].args[0] in fused or nl.prims[k].args[0] in relus):
+            return replace(p, target=replace(p.target, rounding="TRN"))   # the sole reader of a fused sum
         return p
 
     return rewrite(nl, visit)
