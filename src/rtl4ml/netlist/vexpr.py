@@ -96,13 +96,15 @@ def shift_add_product(a: str, wa: int, sa: bool, b: str, wb: int, sb: bool, to_w
     the product fits ``to_width`` bits. Written this way Yosys builds the product from LUTs and
     carry chains: it infers DSPs only from the ``*`` operator.
     """
-    terms = []
+    terms, sign_term = [], None
     for i in range(wb):
         shifted = fit(a, wa, sa, to_width, i)
         if shifted == f"{to_width}'h0":
             continue
-        terms.append((f"({{{to_width}{{{b}[{i}]}}}} & {shifted})", sb and i == wb - 1))
-    pos = [t for t, neg in terms if not neg]
-    neg = [t for t, n in terms if n]
-    expr = balanced_sum(pos) if pos else f"{to_width}'h0"
-    return f"{expr} - {neg[0]}" if neg else expr
+        term = f"({{{to_width}{{{b}[{i}]}}}} & {shifted})"
+        if sb and i == wb - 1:
+            sign_term = term
+        else:
+            terms.append(term)
+    expr = balanced_sum(terms) if terms else f"{to_width}'h0"
+    return f"{expr} - {sign_term}" if sign_term else expr

@@ -172,16 +172,14 @@ class BitLookup(Op):
         if int(self.connections.max()) >= x.shape[0]:
             raise GraphError(f"bit lookup: a unit reads input {int(self.connections.max())}, the layer has "
                              f"{x.shape[0]} inputs")
-        bad = [i for i in range(x.shape[0]) if x.fraction[i] != 0 or x.lo[i] < 0 or x.hi[i] > 1]
-        used = set(self.connections.ravel().tolist())
-        bad = [i for i in bad if i in used]
+        bad = [i for i in np.unique(self.connections) if x.fraction[i] != 0 or x.lo[i] < 0 or x.hi[i] > 1]
         if bad:
-            i = bad[0]
+            i = int(bad[0])
             raise GraphError(f"bit lookup: input {i} is not a bit (codes {x.lo[i]}..{x.hi[i]} at 2^-{x.fraction[i]}); "
                              "a LUT layer reads the bits of a thermometer encoder or of another LUT layer")
         w = 1 << np.arange(self.k, dtype=np.int64)
-        lo = np.array([[int(v) for v in x.lo]], dtype=np.int64)[0][self.connections] @ w
-        hi = np.array([[int(v) for v in x.hi]], dtype=np.int64)[0][self.connections] @ w
+        lo = np.array([int(v) for v in x.lo], dtype=np.int64)[self.connections] @ w
+        hi = np.array([int(v) for v in x.hi], dtype=np.int64)[self.connections] @ w
         return lo, hi
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
