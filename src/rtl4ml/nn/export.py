@@ -44,7 +44,8 @@ def quantized_params(layer, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return wq.detach().cpu().numpy().copy(), b
 
 
-def _one(inputs: list, name: str, layer) -> object:
+def one_input(inputs: list, name: str, layer) -> object:
+    """The single tensor an exported layer takes (refused naming the layer otherwise)."""
     if len(inputs) != 1:
         raise ConversionError(f"layer {name!r} ({type(layer).__name__}) takes one tensor, got {len(inputs)} arguments")
     return inputs[0]
@@ -57,13 +58,13 @@ def activation_types(ctx: ExportContext, name: str, layer):
 
 def export_input(layer, ctx: ExportContext, name: str, inputs: list) -> str:
     """QInput: the quantizer's types become the types of the model input it reads."""
-    value = _one(inputs, name, layer)
+    value = one_input(inputs, name, layer)
     return ctx.define_input(value, activation_types(ctx, name, layer), name)
 
 
 def export_activation(layer, ctx: ExportContext, name: str, inputs: list) -> str:
     """QActivation / QReLU: an optional ReLU, then a Quantize to the calibrated types."""
-    value = _one(inputs, name, layer)
+    value = one_input(inputs, name, layer)
     types = activation_types(ctx, name, layer)
     cls = type(layer).__name__
     x = ctx.node(value, name, shape=types.shape, advice=f"layer {name!r} ({cls}) comes before any layer that fixes "
@@ -79,7 +80,7 @@ def export_activation(layer, ctx: ExportContext, name: str, inputs: list) -> str
 
 def export_linear(layer, ctx: ExportContext, name: str, inputs: list) -> str:
     """QLinear: a Dense with the exact quantized (BatchNorm-folded) weights and bias."""
-    value = _one(inputs, name, layer)
+    value = one_input(inputs, name, layer)
     entries = ctx.type_entries(name)
     if entries:
         raise ConversionError(f"{entries[0]} for layer {name!r} does not apply: a QLinear's weights and outputs "
@@ -116,7 +117,7 @@ def _check_linear(graph: Graph, node: str, layer: str) -> None:
 
 def export_conv(layer, ctx: ExportContext, name: str, inputs: list) -> str:
     """QConv1d / QConv2d: a Conv with the exact quantized (BatchNorm-folded) weights and bias."""
-    value = _one(inputs, name, layer)
+    value = one_input(inputs, name, layer)
     cls = type(layer).__name__
     entries = ctx.type_entries(name)
     if entries:
@@ -140,21 +141,21 @@ def export_conv(layer, ctx: ExportContext, name: str, inputs: list) -> str:
 
 
 def export_maxpool(layer, ctx: ExportContext, name: str, inputs: list) -> str:
-    x = ctx.node(_one(inputs, name, layer), name)
+    x = ctx.node(one_input(inputs, name, layer), name)
     return ctx.builder.pool(x, "max", layer.kernel_size, layer.stride, layer.padding, layer.dilation,
                             name=name or "maxpool")
 
 
 def export_avgpool(layer, ctx: ExportContext, name: str, inputs: list) -> str:
     """The window sum, then the exact (already quantized) ``1/count``."""
-    x = ctx.node(_one(inputs, name, layer), name)
+    x = ctx.node(one_input(inputs, name, layer), name)
     s = ctx.builder.pool(x, "sum", layer.kernel_size, layer.stride, layer.padding, name=f"{name or 'avgpool'}_sum")
     return ctx.builder.affine(s, np.array(layer.scale), np.array(0.0), name=name or "avgpool")
 
 
 def export_table(layer, ctx: ExportContext, name: str, inputs: list) -> str:
     """QTable / QSigmoid / QTanh: a LookupTable whose entries are quantized to the trained types."""
-    x = ctx.node(_one(inputs, name, layer), name)
+    x = ctx.node(one_input(inputs, name, layer), name)
     types = activation_types(ctx, name, layer)
     if ctx.builder.shape(x) != types.shape:
         raise ConversionError(f"layer {name!r} ({type(layer).__name__}) has types of shape {types.shape} but "
@@ -167,7 +168,7 @@ def export_table(layer, ctx: ExportContext, name: str, inputs: list) -> str:
 
 
 def export_softmax(layer, ctx: ExportContext, name: str, inputs: list) -> str:
-    x = ctx.node(_one(inputs, name, layer), name)
+    x = ctx.node(one_input(inputs, name, layer), name)
     types = activation_types(ctx, name, layer)
     ax = layer.dim - 1 if layer.dim > 0 else layer.dim     # graph shapes exclude the batch
     try:

@@ -41,6 +41,7 @@ from ..graph.ops import BitLookup, GraphError
 from ..graph.ops import Thermometer as ThermometerOp
 from ..graph.ops.luts import MAX_LUT_INPUTS
 from ..torch_common import ConversionError, ExportContext
+from .export import one_input
 
 __all__ = ["GroupSum", "LUTLayer", "Thermometer", "fit_lutnet", "lut_units"]
 
@@ -135,9 +136,7 @@ class Thermometer(nn.Module):
         return self.op().comparators(TensorType.from_types(self.types))
 
     def rtl4ml_export(self, ctx: ExportContext, name: str, inputs: list) -> str:
-        if len(inputs) != 1:
-            raise ConversionError(f"layer {name!r} (Thermometer) takes one tensor, got {len(inputs)} arguments")
-        x = ctx.define_input(inputs[0], self.types, name)
+        x = ctx.define_input(one_input(inputs, name, self), self.types, name)
         try:
             return ctx.builder.node(self.op(), (x,), name or "thermometer")
         except GraphError as e:
@@ -241,10 +240,9 @@ class LUTLayer(nn.Module):
         return (self.tables.detach().cpu() > 0).numpy().astype(np.int64)
 
     def rtl4ml_export(self, ctx: ExportContext, name: str, inputs: list) -> str:
-        if len(inputs) != 1:
-            raise ConversionError(f"layer {name!r} (LUTLayer) takes one tensor, got {len(inputs)} arguments")
-        x = ctx.node(inputs[0], name, features=self.in_bits, advice=f"layer {name!r} (LUTLayer) reads bits: put "
-                     "a qnn.Thermometer (or another LUTLayer) in front of it")
+        x = ctx.node(one_input(inputs, name, self), name, features=self.in_bits,
+                     advice=f"layer {name!r} (LUTLayer) reads bits: put a qnn.Thermometer (or another LUTLayer) "
+                     "in front of it")
         try:
             op = BitLookup(self.connections.cpu().numpy(), self.truth_tables())
             return ctx.builder.node(op, (x,), name or "luts")
@@ -265,9 +263,7 @@ class GroupSum(nn.Module):
         return x.reshape(len(x), self.n_classes, -1).sum(-1)
 
     def rtl4ml_export(self, ctx: ExportContext, name: str, inputs: list) -> str:
-        if len(inputs) != 1:
-            raise ConversionError(f"layer {name!r} (GroupSum) takes one tensor, got {len(inputs)} arguments")
-        x = ctx.node(inputs[0], name)
+        x = ctx.node(one_input(inputs, name, self), name)
         (n,) = ctx.builder.shape(x)
         if n % self.n_classes:
             raise ConversionError(f"layer {name!r} (GroupSum): {n} bits do not split into {self.n_classes} classes")
