@@ -64,7 +64,7 @@ from ..passes.graph_passes import run_passes
 from ..torch_common import ConversionError
 from .formats import KERAS_H5
 from .onnx import DEFAULT_ACTIVATION_TYPES, _sanitize
-from .params import exact_or_typed, option_type
+from .params import exact_or_typed, option_type, refuse_unused_entries
 
 TYPE_OPTIONS = ("weight_type", "bias_type", "result_type", "activation_type", "table_input_type")
 #: HGQ2 rounding mode -> rtl4ml's (the stochastic ones are deterministic in inference)
@@ -616,11 +616,7 @@ def _convert(model, input_type, options: dict) -> Graph:
         nodes.append(ctx.builder.input(_input_types(ctx, model, t, name, spec), name=name))
     outs = _walk(ctx, model, nodes)
     ctx.what = ""
-    for o in TYPE_OPTIONS:
-        if isinstance(options.get(o), dict):
-            idle = sorted(set(options[o]) - ctx.used[o])
-            if idle:
-                raise ConversionError(f"{o} has entries for layers that do not use it: {idle}")
+    refuse_unused_entries(options, ctx.used, TYPE_OPTIONS, "layers")
     if len(set(outs)) != len(outs):
         raise ConversionError("two outputs of the model are the same tensor")
     return run_passes(ctx.builder.build(outs))

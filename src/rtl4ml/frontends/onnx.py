@@ -55,7 +55,7 @@ from ..graph.ops.base import GraphError
 from ..graph.ops.lookup import FUNCTIONS, MAX_TABLE_BITS
 from ..passes.graph_passes import run_passes
 from ..torch_common import ConversionError
-from .params import exact_or_typed, first_bad, option_type
+from .params import exact_or_typed, first_bad, option_type, refuse_unused_entries
 
 try:  # onnx is an optional extra
     import onnx
@@ -1127,11 +1127,7 @@ def _convert(model, options: dict) -> Graph:
     unused = [o for o in TYPE_OPTIONS if options.get(o) is not None and o not in ctx.used_options]
     if unused:
         raise ConversionError(f"{', '.join(unused)} given, but no node of this model uses it; remove the argument")
-    for o in TYPE_OPTIONS:
-        if isinstance(options.get(o), dict):
-            idle = sorted(set(options[o]) - ctx.used[o])
-            if idle:
-                raise ConversionError(f"{o} has entries for nodes that do not use it: {idle}")
+    refuse_unused_entries(options, ctx.used, TYPE_OPTIONS, "nodes")
     seen = set()
     for oname, n in outputs:
         if n in seen:

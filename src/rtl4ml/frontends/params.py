@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..fixed import FixedPointError, FixedType, parse_type
+from ..torch_common import ConversionError
 
 
 def is_short_fraction(v: float) -> bool:
@@ -30,10 +31,11 @@ def first_bad(a: np.ndarray, ok: np.ndarray) -> float:
 
 
 def option_type(options: dict, option: str, keys: Sequence[str], used: dict[str, set[str]],
-                error: Callable[[str], Exception]) -> FixedType | None:
+                error: Callable[[str], Exception], where: str = "") -> FixedType | None:
     """The type a type option gives a layer: the option's type string, or, for a dict by layer
     name, the entry of the first of ``keys`` it has (recorded in ``used[option]``, so that
-    entries no layer reads can be refused); None when it gives none."""
+    entries no layer reads can be refused, see :func:`refuse_unused_entries`); None when it
+    gives none. A malformed type is refused as ``error(f"{option}{where}: ...")``."""
     spec = options.get(option)
     if isinstance(spec, dict):
         key = next((k for k in keys if k in spec), None)
@@ -46,7 +48,17 @@ def option_type(options: dict, option: str, keys: Sequence[str], used: dict[str,
     try:
         return parse_type(spec)
     except FixedPointError as e:
-        raise error(f"{option}: {e}") from None
+        raise error(f"{option}{where}: {e}") from None
+
+
+def refuse_unused_entries(options: dict, used: dict[str, set[str]], names: Sequence[str], what: str) -> None:
+    """Refuse the entries of dict-valued type options (``names``) that no layer read: a typo in
+    a layer name would otherwise leave that layer with another type, silently."""
+    for o in names:
+        if isinstance(options.get(o), dict):
+            idle = sorted(set(options[o]) - used[o])
+            if idle:
+                raise ConversionError(f"{o} has entries for {what} that do not use it: {idle}")
 
 
 def exact_or_typed(values, what: str, option: str, type_for: Callable, error: Callable, name: str, advice: str):

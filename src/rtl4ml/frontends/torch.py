@@ -56,7 +56,7 @@ from ..graph.ops import Affine, Input
 from ..passes.graph_passes import run_passes
 from ..torch_common import EXPORT_METHOD, LOADABLE_ATTR, ConversionError, ExportContext, check_finite, export_class
 from .formats import TORCH_LEGACY_MAGIC
-from .params import is_short_fraction
+from .params import is_short_fraction, option_type
 
 try:  # torch is an optional extra
     import torch
@@ -184,21 +184,12 @@ class _Context(ExportContext):
         """Resolve a type option that is a string or a ``{layer name: string}`` dict."""
         self.used_options.add(option)
         spec = self.options.get(option)
-        if isinstance(spec, dict):
-            if layer not in spec:
-                if not required:
-                    return None
-                raise ConversionError(f"{option} has no entry for layer {layer!r} (its keys: {sorted(spec)})")
-            self.used_entries[option].add(layer)
-            spec = spec[layer]
-        if spec is None:
-            if required:
-                raise ConversionError(f"layer {layer!r} needs {option}, e.g. {option}='fixed<8,3,RND,SAT>'")
-            return None
-        try:
-            return parse_type(spec)
-        except FixedPointError as e:
-            raise ConversionError(f"{option} for layer {layer!r}: {e}") from None
+        if required and isinstance(spec, dict) and layer not in spec:
+            raise ConversionError(f"{option} has no entry for layer {layer!r} (its keys: {sorted(spec)})")
+        if required and spec is None:
+            raise ConversionError(f"layer {layer!r} needs {option}, e.g. {option}='fixed<8,3,RND,SAT>'")
+        return option_type(self.options, option, (layer,), self.used_entries, ConversionError,
+                           where=f" for layer {layer!r}")
 
     def type_entries(self, layer: str) -> list[str]:
         return [o for o in TYPE_OPTIONS if isinstance(self.options.get(o), dict) and layer in self.options[o]]
