@@ -17,7 +17,7 @@ from rtl4ml.design import Design
 from rtl4ml.fixed import parse_type
 from rtl4ml.graph import GraphBuilder, GraphError
 from rtl4ml.graph.ops import BitLookup, Thermometer
-from rtl4ml.nn.lutnet import _efd_weights, _EFDLookup
+from rtl4ml.nn.lutnet import _efd_weights, _EFDLookup, default_tau
 from rtl4ml.torch_common import ConversionError
 
 JETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "jets_pythia8" / "jets_pythia8_small.npz"
@@ -118,12 +118,14 @@ def test_ops_refuse_bad_parameters_and_inputs():
 # --------------------------------------------------------------------------- training
 
 
-def test_efd_gradient_equals_its_definition(rng):
+@pytest.mark.parametrize("decay", ["linear", "exp"])
+def test_efd_gradient_equals_its_definition(decay, rng):
     k, units, n = 3, 4, 7
     tables = torch.tensor(rng.uniform(-2, 2, (units, 1 << k)), requires_grad=True)
     bits = torch.tensor(rng.integers(0, 2, (n, units, k)), dtype=torch.float64, requires_grad=True)
     g = torch.tensor(rng.normal(size=(n, units)))
-    out = _EFDLookup.apply(bits, tables, _efd_weights(k))
+    out = _EFDLookup.apply(bits, tables, _efd_weights(k, decay))
+    weight = (lambda h: 1 / (h + 1)) if decay == "linear" else (lambda h: 3.0 ** -h)
     out.backward(g)
     A = tables.detach().clamp(-1, 1).numpy()
     b = bits.detach().numpy().astype(int)
@@ -137,7 +139,7 @@ def test_efd_gradient_equals_its_definition(rng):
                 tot = 0.0
                 for c in range(1 << k):
                     h = ((a ^ c) & ~(1 << i)).bit_count()
-                    tot += (1 if c >> i & 1 else -1) * A[u, c] / (h + 1)
+                    tot += (1 if c >> i & 1 else -1) * A[u, c] * weight(h)
                 want_x[s, u, i] = g[s, u] * tot
     np.testing.assert_allclose(bits.grad.numpy(), want_x, rtol=1e-12)
     np.testing.assert_allclose(tables.grad.numpy(), want_t, rtol=1e-12)
@@ -173,10 +175,48 @@ def test_learned_thresholds_move():
     assert not torch.equal(t0, enc.thresholds.detach())
 
 
+def test_clamp_keeps_the_entries_within_one():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(1500, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    peaks = {}
+    for clamp in (False, True):
+        model = torch.nn.Sequential(qnn.Thermometer(4, 4, "fixed<6,3,TRN,SAT>").init_quantiles(x),
+                                    qnn.LUTLayer(16, 10, 4, clamp=clamp), qnn.GroupSum(2))
+        qnn.fit_lutnet(model, x, y, epochs=3, lr=0.2, tau=1.0)
+        model.train()(torch.as_tensor(x[:4]))                      # the clamp acts on the training forward
+        peaks[clamp] = float(model[1].tables.detach().abs().max())
+    assert peaks[True] <= 1.0 < peaks[False], peaks
+
+
+def test_default_tau_is_the_root_of_the_units_per_class():
+    enc = qnn.Thermometer(4, 4)
+    model = torch.nn.Sequential(enc, qnn.LUTLayer(16, 80, 6), qnn.LUTLayer(80, 45, 6), qnn.GroupSum(5))
+    assert default_tau(model) == 3.0
+    with pytest.raises(ValueError, match="tau must be positive"):
+        qnn.fit_lutnet(model, np.zeros((8, 4)), np.zeros(8, dtype=int), epochs=1, tau=-1.0)
+
+
+def test_per_feature_input_types_and_their_errors():
+    enc = qnn.Thermometer(4, 3, MIXED)
+    assert enc.types.width.tolist() == [8, 6, 10, 6]
+    x = np.array([[0.04, 0.04, 0.04, 0.2]])                              # each feature at its own LSB
+    assert enc.quantize(torch.as_tensor(x)).numpy().tolist() == [[1 / 32, 0.0, 5 / 128, 1 / 8]]
+    with pytest.raises(ValueError, match="3 input types for 4 features"):
+        qnn.Thermometer(4, 3, MIXED[:3])
+    with pytest.raises(ValueError, match="share one rounding and overflow mode"):
+        qnn.Thermometer(2, 3, ["fixed<6,3,TRN,SAT>", "fixed<6,3,RND,SAT>"])
+    with pytest.raises(ValueError, match="'linear' or 'exp'"):
+        qnn.LUTLayer(8, 4, 3, efd="cubic")
+
+
 # --------------------------------------------------------------------------- export
 
 
-@pytest.mark.parametrize("case", [{}, {"input_type": "fixed<9,4>", "k": (3, 5)},
+MIXED = ["fixed<8,3,TRN,SAT>", "fixed<6,3,TRN,SAT>", "fixed<10,3,TRN,SAT>", "fixed<6,3,TRN,SAT>"]
+
+
+@pytest.mark.parametrize("case", [{}, {"input_type": "fixed<9,4>", "k": (3, 5)}, {"input_type": MIXED},
                                   {"mapping": "learned", "units": (20, 5), "k": (2, 6), "n_thr": 3}])
 def test_model_equals_design_and_netlist(case, rng):
     model = randomize(lutnet(**case), rng)
@@ -208,11 +248,15 @@ def test_rtl_is_bit_exact_on_random_threshold_and_jet_inputs(rng):
         pytest.skip(f"{JETS} not found")
     jets = np.load(JETS)["features"].astype(np.float64)
     z = (jets - jets.mean(0)) / jets.std(0)
-    enc = qnn.Thermometer(16, 8, "fixed<6,3,TRN,SAT>").init_quantiles(z)
+    types = ["fixed<8,3,TRN,SAT>"] * 2 + ["fixed<6,3,TRN,SAT>"] * 14      # finer masses: Compare comparators
+    enc = qnn.Thermometer(16, 8, types).init_quantiles(z)
     model = torch.nn.Sequential(enc, qnn.LUTLayer(enc.out_bits, 60, 6, seed=1), qnn.LUTLayer(60, 20, 5, seed=2),
                                 qnn.GroupSum(5))
     randomize(model[1:], rng)
     design = rtl4ml.convert(model, clock_ns=2.0)
+    from rtl4ml.netlist.prims import Compare, Lookup
+    kinds = {type(p) for p in design.netlist.prims if p.origin == "0"}
+    assert {Compare, Lookup} <= kinds, kinds                              # both comparator kinds in one build
     x = np.concatenate([z, threshold_inputs(enc, rng, 2000), rng.uniform(-6, 6, (500, 16))])
     ref = model_out(model, x)
     np.testing.assert_array_equal(design.predict(x), ref)
