@@ -85,10 +85,21 @@ def run_point(label, n_thr, widths, data, args) -> dict:
     from rtl4ml.nn.lutnet import default_tau
     xtr, ytr, xte, yte = data
     t0 = time.time()
-    model = build(n_thr, widths, input_types(args), xtr, args.seed)
-    tau = default_tau(model) if args.tau is None else args.tau
-    qnn.fit_lutnet(model, xtr, ytr, epochs=args.epochs, lr=args.lr, tau=tau, seed=args.seed, label=label)
-    train_s = time.time() - t0
+    saved = args.load_models / f"{label}-seed{args.seed}.pt" if args.load_models else None
+    if saved is not None:
+        if not saved.exists():
+            sys.exit(f"--load-models: {saved} not found (written by a run with --save-models)")
+        model = torch.load(saved, weights_only=False)
+        tau, train_s = default_tau(model) if args.tau is None else args.tau, None
+    else:
+        model = build(n_thr, widths, input_types(args), xtr, args.seed)
+        tau = default_tau(model) if args.tau is None else args.tau
+        qnn.fit_lutnet(model, xtr, ytr, epochs=args.epochs, lr=args.lr, tau=tau, seed=args.seed, label=label)
+        train_s = round(time.time() - t0, 1)
+    model[-1].popcount = args.popcount
+    if args.save_models and saved is None:
+        args.save_models.mkdir(parents=True, exist_ok=True)
+        torch.save(model, args.save_models / f"{label}-seed{args.seed}.pt")
     with torch.no_grad():
         ref = model.eval()(torch.as_tensor(xte)).numpy().astype(np.float64)
     design = rtl4ml.convert(model, clock_ns=args.clock_ns)
@@ -108,7 +119,7 @@ def run_point(label, n_thr, widths, data, args) -> dict:
             "comparators": design_comparators(design, "0"), "thresholds": model[0].comparators(),
             "lut_units": qnn.lut_units(model),
             "thresholds_per_feature": n_thr, "widths": list(widths), "tau": round(tau, 4),
-            "train_seconds": round(train_s, 1)}
+            "popcount": args.popcount, "train_seconds": train_s}
 
 
 def design_comparators(design, encoder: str) -> int:
@@ -138,6 +149,11 @@ def main(argv=None) -> None:
     ap.add_argument("--clock-ns", type=float, default=2.5)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--sizes", default=",".join(s[0] for s in SIZES), help="comma-separated labels to run")
+    ap.add_argument("--save-models", type=Path, default=None, help="folder to torch.save each trained model to")
+    ap.add_argument("--load-models", type=Path, default=None,
+                    help="export the models a --save-models run trained (same --seed) instead of training")
+    ap.add_argument("--popcount", choices=("adders", "compressors"), default="adders",
+                    help="the head's export: an adder tree or LUT compressors (qnn.GroupSum)")
     ap.add_argument("--no-synth", action="store_true")
     ap.add_argument("--no-verify", action="store_true")
     args = ap.parse_args(argv)

@@ -17,19 +17,21 @@ from rtl4ml.design import Design
 from rtl4ml.fixed import parse_type
 from rtl4ml.graph import GraphBuilder, GraphError
 from rtl4ml.graph.ops import BitLookup, Thermometer
+from rtl4ml.graph.ops.luts import Popcount
 from rtl4ml.nn.lutnet import _efd_weights, _EFDLookup, default_tau
 from rtl4ml.torch_common import ConversionError
 
 JETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "jets_pythia8" / "jets_pythia8_small.npz"
 
 
-def lutnet(input_type="fixed<6,3,TRN,SAT>", n_thr=6, units=(30, 10), k=(6, 4), mapping="random", seed=0):
+def lutnet(input_type="fixed<6,3,TRN,SAT>", n_thr=6, units=(30, 10), k=(6, 4), mapping="random", seed=0,
+           popcount="adders"):
     enc = qnn.Thermometer(4, n_thr, input_type)
     layers, n = [enc], enc.out_bits
     for i, (u, kk) in enumerate(zip(units, k)):
         layers.append(qnn.LUTLayer(n, u, kk, mapping=mapping, seed=seed + i))
         n = u
-    return torch.nn.Sequential(*layers, qnn.GroupSum(5 if n % 5 == 0 else 1))
+    return torch.nn.Sequential(*layers, qnn.GroupSum(5 if n % 5 == 0 else 1, popcount=popcount))
 
 
 def randomize(model, rng):
@@ -100,6 +102,38 @@ def test_bit_lookup_matches_its_truth_tables(rng):
     want = tab[np.arange(12), addr]
     np.testing.assert_array_equal(design.predict(xs), want)
     np.testing.assert_array_equal(design.execute_netlist(xs), design.predict_codes(xs))
+
+
+@pytest.mark.parametrize("n, groups", [(1, 1), (2, 1), (4, 2), (7, 1), (13, 1), (40, 5), (96, 1)])
+def test_popcount_counts_with_lut_compressors(n, groups, rng):
+    """Random bits and constant ones (thresholds outside the input's range) into the compressor tree."""
+    thr = rng.uniform(-3, 3, n)
+    thr[rng.random(n) < 0.2] = rng.choice([-10.0, 10.0])               # constant 1 and 0 bits
+    feat = np.arange(n) % 3
+    g = GraphBuilder()
+    x = g.input(parse_type("fixed<6,3,TRN,SAT>"), 3)
+    bits = g.node(Thermometer(feat, thr), (x,), "enc")
+    design = Design(g.build(g.node(Popcount(groups), (bits,), "pc")), name="pc", clock_ns=2.0)
+    xs = np.concatenate([rng.uniform(-4.5, 4.5, (3000, 3)), thr[:3 * (n // 3)].reshape(-1, 3)])
+    q = np.floor(np.clip(xs, -4, 3.875) * 8)                           # the input's codes (TRN, SAT)
+    want = (q[:, feat] > np.floor(thr * 8)).reshape(len(xs), groups, -1).sum(2)
+    np.testing.assert_array_equal(design.predict(xs), want)
+    np.testing.assert_array_equal(design.execute_netlist(xs), design.predict_codes(xs))
+    np.testing.assert_array_equal(Design.from_json(design.to_json()).predict(xs), want)
+
+
+def test_popcount_refuses_bad_groups_and_inputs():
+    g = GraphBuilder()
+    x = g.input(parse_type("ufixed<1,1>"), 6)
+    with pytest.raises(GraphError, match="6 bits do not split into 4 groups"):
+        g.node(Popcount(4), (x,), "pc")
+    with pytest.raises(GraphError, match="at least 1"):
+        Popcount(0)
+    y = g.input(parse_type("fixed<6,3>"), 4)
+    with pytest.raises(GraphError, match="input 0 is not a bit"):
+        g.node(Popcount(2), (y,), "pc2")
+    with pytest.raises(ValueError, match="'adders' or 'compressors'"):
+        qnn.GroupSum(5, popcount="wallace")
 
 
 def test_ops_refuse_bad_parameters_and_inputs():
@@ -216,7 +250,7 @@ def test_per_feature_input_types_and_their_errors():
 MIXED = ["fixed<8,3,TRN,SAT>", "fixed<6,3,TRN,SAT>", "fixed<10,3,TRN,SAT>", "fixed<6,3,TRN,SAT>"]
 
 
-@pytest.mark.parametrize("case", [{}, {"input_type": "fixed<9,4>", "k": (3, 5)}, {"input_type": MIXED},
+@pytest.mark.parametrize("case", [{}, {"input_type": "fixed<9,4>", "k": (3, 5)}, {"input_type": MIXED, "popcount": "compressors", "units": (40, 35)},
                                   {"mapping": "learned", "units": (20, 5), "k": (2, 6), "n_thr": 3}])
 def test_model_equals_design_and_netlist(case, rng):
     model = randomize(lutnet(**case), rng)
@@ -250,13 +284,14 @@ def test_rtl_is_bit_exact_on_random_threshold_and_jet_inputs(rng):
     z = (jets - jets.mean(0)) / jets.std(0)
     types = ["fixed<8,3,TRN,SAT>"] * 2 + ["fixed<6,3,TRN,SAT>"] * 14      # finer masses: Compare comparators
     enc = qnn.Thermometer(16, 8, types).init_quantiles(z)
-    model = torch.nn.Sequential(enc, qnn.LUTLayer(enc.out_bits, 60, 6, seed=1), qnn.LUTLayer(60, 20, 5, seed=2),
-                                qnn.GroupSum(5))
+    model = torch.nn.Sequential(enc, qnn.LUTLayer(enc.out_bits, 60, 6, seed=1), qnn.LUTLayer(60, 45, 5, seed=2),
+                                qnn.GroupSum(5, popcount="compressors"))          # the adder head: Reduce's tests
     randomize(model[1:], rng)
     design = rtl4ml.convert(model, clock_ns=2.0)
     from rtl4ml.netlist.prims import Compare, Lookup
     kinds = {type(p) for p in design.netlist.prims if p.origin == "0"}
     assert {Compare, Lookup} <= kinds, kinds                              # both comparator kinds in one build
+    assert any(isinstance(p, Lookup) for p in design.netlist.prims if p.origin == "3")   # compressor tables
     x = np.concatenate([z, threshold_inputs(enc, rng, 2000), rng.uniform(-6, 6, (500, 16))])
     ref = model_out(model, x)
     np.testing.assert_array_equal(design.predict(x), ref)

@@ -39,7 +39,7 @@ from torch import nn
 from ..fixed import FixedTypeArray, as_type_array, parse_type, quantize
 from ..graph.ops import BitLookup, GraphError
 from ..graph.ops import Thermometer as ThermometerOp
-from ..graph.ops.luts import MAX_LUT_INPUTS
+from ..graph.ops.luts import MAX_LUT_INPUTS, Popcount
 from ..torch_common import ConversionError, ExportContext
 from .export import one_input
 
@@ -279,11 +279,18 @@ class LUTLayer(nn.Module):
 
 
 class GroupSum(nn.Module):
-    """Per class, the number of 1-bits among its ``in_bits / n_classes`` consecutive units."""
+    """Per class, the number of 1-bits among its ``in_bits / n_classes`` consecutive units.
 
-    def __init__(self, n_classes: int) -> None:
+    ``popcount``: how the export counts: ``"adders"`` (a Reduce sum, a balanced adder tree)
+    or ``"compressors"`` (the :class:`~rtl4ml.graph.ops.luts.Popcount` op: LUT6 counting
+    tables, then one adder; fewer LUTs for the same count).
+    """
+
+    def __init__(self, n_classes: int, popcount: str = "adders") -> None:
         super().__init__()
-        self.n_classes = int(n_classes)
+        if popcount not in ("adders", "compressors"):
+            raise ValueError(f"GroupSum: popcount must be 'adders' or 'compressors', got {popcount!r}")
+        self.n_classes, self.popcount = int(n_classes), popcount
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % self.n_classes:
@@ -295,6 +302,11 @@ class GroupSum(nn.Module):
         (n,) = ctx.builder.shape(x)
         if n % self.n_classes:
             raise ConversionError(f"layer {name!r} (GroupSum): {n} bits do not split into {self.n_classes} classes")
+        if getattr(self, "popcount", "adders") == "compressors":      # models saved before the option: adders
+            try:
+                return ctx.builder.node(Popcount(self.n_classes), (x,), name or "groupsum")
+            except GraphError as e:
+                raise ConversionError(f"layer {name!r} (GroupSum): {e}") from None
         r = ctx.builder.reshape(x, (self.n_classes, n // self.n_classes), name=f"{name or 'groupsum'}_groups")
         return ctx.builder.reduce(r, "sum", (1,), name=name or "groupsum")
 

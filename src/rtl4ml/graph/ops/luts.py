@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...fixed import Wire
 from ..tensor import TensorType, int_array
 from .base import GraphError, Op, wire_array
 from .serial import floats_from_json, floats_to_json
@@ -218,3 +219,122 @@ class BitLookup(Op):
     @classmethod
     def from_json(cls, data: dict) -> BitLookup:
         return cls(np.array(data["connections"], dtype=np.int64), np.array(data["tables"], dtype=np.int64))
+
+
+def _bit_table(nl, bits: list[int], fn) -> int:
+    """One LUT of the bits ``bits`` (each 0/1): entry ``fn(address)`` at ``sum_j bits[j] << j``."""
+    addr = _concatenate(nl, bits)
+    w = nl.wire(addr)
+    if w.fraction > 0:
+        raise GraphError(f"popcount: an address of {len(bits)} bits has {w.fraction} fraction bits")
+    return nl.lookup(addr, [int(fn(c << -w.fraction)) for c in range(w.lo, w.hi + 1)], 0)
+
+
+def _place(nl, parts: list[tuple[int, int]]) -> int | None:
+    """``sum wire << position`` over ``parts`` (disjoint positions): a tree of carry-free adds."""
+    parts = sorted(parts, key=lambda p: p[1])
+    while len(parts) > 1:
+        nxt = [(nl.add(a, b, shift=pb - pa), pa) for (a, pa), (b, pb) in zip(parts[::2], parts[1::2])]
+        parts = nxt + ([parts[-1]] if len(parts) % 2 else [])
+    return nl.scale(*parts[0]) if parts else None
+
+
+#: Compressor size by the number of bits left in a column: 6 and 5 bits into 3 (one LUT6 per
+#: output bit), 3 and 4 into 2 (a full adder, the fourth bit left for the next stage).
+_GROUP = {6: 6, 5: 5, 4: 3, 3: 3}
+
+
+def compress_popcount(nl, bits: list[int], exact) -> int:
+    """The count of 1-bits of ``bits`` (each 0/1), typed ``exact`` (its interval).
+
+    A tree of LUT compressors: a column of bits of weight ``2**w`` goes in groups of up to
+    six into one table per bit of the group's count, which land in columns ``w, w+1, w+2``,
+    until every column holds at most two bits; one adder sums the two rows left (and the
+    constant bits) and carries the count's exact interval.
+    """
+    const = 0
+    cols: list[list[int]] = [[]]
+    for b in bits:
+        w = nl.wire(b)
+        if w.is_const:
+            const += int(w.lo)
+        else:
+            cols[0].append(b)
+    while any(len(c) > 2 for c in cols):
+        new: list[list[int]] = [[] for _ in range(len(cols) + 3)]
+        for weight, col in enumerate(cols):
+            rest = list(col)
+            while len(rest) >= 3:
+                m = _GROUP[min(len(rest), 6)]
+                grp, rest = rest[:m], rest[m:]
+                for j in range(m.bit_length()):
+                    new[weight + j].append(_bit_table(nl, grp, lambda c, j=j: (c.bit_count() >> j) & 1))
+            new[weight].extend(rest)
+        while len(new) > 1 and not new[-1]:
+            new.pop()
+        cols = new
+    rows = [[(c[r], w) for w, c in enumerate(cols) if len(c) > r] for r in range(2)]
+    if not rows[1] and len(rows[0]) > 1:
+        rows[1] = [rows[0].pop()]      # the top bit apart: the (carry-free) last add types the count
+    terms = [_place(nl, r) for r in rows if r] + ([nl.const(const, 0)] if const or not bits else [])
+    y = terms[0]
+    for k, t in enumerate(terms[1:], 2):
+        y = nl.add(y, t, wire=exact if k == len(terms) else None)
+    return y
+
+
+@dataclass(frozen=True, eq=False)
+class Popcount(Op):
+    """Per group of ``n / groups`` consecutive input bits, the number of 1-bits.
+
+    The same value as a Reduce sum over the reshaped bits, built from LUT compressors: the
+    groups' bits pass through 6:3 (and 5:3, 3:2) counting tables until two numbers remain,
+    and one adder sums them. An adder tree of bits costs about 1.4 LUTs per bit in Yosys
+    (mostly one- and two-bit adders); the compressor tree about one.
+    """
+
+    groups: int
+    kind = "popcount"
+
+    def __post_init__(self) -> None:
+        if int(self.groups) < 1:
+            raise GraphError(f"popcount: groups must be at least 1, got {self.groups}")
+        object.__setattr__(self, "groups", int(self.groups))
+
+    def _check(self, x: TensorType) -> int:
+        _check_vector(x, "a popcount")
+        n = x.shape[0]
+        if n % self.groups:
+            raise GraphError(f"popcount: {n} bits do not split into {self.groups} groups")
+        bad = [i for i in range(n) if x.fraction[i] != 0 or x.lo[i] < 0 or x.hi[i] > 1]
+        if bad:
+            i = bad[0]
+            raise GraphError(f"popcount: input {i} is not a bit (codes {x.lo[i]}..{x.hi[i]} at 2^-{x.fraction[i]})")
+        return n // self.groups
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (x,) = inputs
+        per = self._check(x)
+        lo = np.array([int(v) for v in x.lo], dtype=np.int64).reshape(self.groups, per).sum(1)
+        hi = np.array([int(v) for v in x.hi], dtype=np.int64).reshape(self.groups, per).sum(1)
+        return TensorType(int_array(lo.tolist()), int_array(hi.tolist()), np.zeros(self.groups, dtype=np.int64))
+
+    def emulator(self, in_types, out_type):
+        per = self._check(in_types[0])
+        return lambda inputs: inputs[0].reshape(len(inputs[0]), self.groups, per).sum(2)
+
+    def lower(self, nl, inputs, in_types, out_type) -> np.ndarray:
+        per = self._check(in_types[0])
+        out = [compress_popcount(nl, [int(w) for w in inputs[0][g * per:(g + 1) * per]],
+                                 Wire(int(out_type.lo[g]), int(out_type.hi[g]), 0)) for g in range(self.groups)]
+        return wire_array(out, out_type.shape)
+
+    def describe(self) -> str:
+        return f"popcount of {self.groups} groups (LUT compressors)"
+
+    def to_json(self) -> dict:
+        return {"groups": self.groups}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Popcount:
+        return cls(int(data["groups"]))
