@@ -147,21 +147,41 @@ MUL_WIDTHS = ((4, 4), (6, 6), (8, 8), (10, 10), (12, 8), (27, 8), (16, 16))
 
 
 def multipliers(args) -> None:
-    """One signed ``a x b`` product per module, written as the backend's partial products and
-    as ``*``: Yosys LUT / CARRY8 / DSP of each (what MUL_LUT_MAX_BITS is set from)."""
-    from rtl4ml.estimate.yosys import synthesize
-    from rtl4ml.netlist.vexpr import fit, shift_add_product
+    """One signed ``a x b`` product per design, as the backend builds it (partial products: Bit,
+    Select and Add primitives, one stage at a 20 ns clock) and as a module written ``*``:
+    Yosys LUT / CARRY8 / DSP of each (what MUL_LUT_MAX_BITS is set from)."""
+    import numpy as np
 
-    def module(wa: int, wb: int, star: bool) -> str:
+    from rtl4ml.design import Design
+    from rtl4ml.estimate.yosys import synthesize
+    from rtl4ml.fixed import FixedTypeArray
+    from rtl4ml.graph import GraphBuilder
+    from rtl4ml.netlist.vexpr import fit
+
+    def partial_products(wa: int, wb: int, n: int = 1, clock_ns: float = 20.0) -> Design:
+        g = GraphBuilder()
+        signed, frac = np.ones(n, dtype=bool), np.full(n, 2)
+        a = g.input(FixedTypeArray(signed, np.full(n, wa - 3), frac), name="a")
+        b = g.input(FixedTypeArray(signed, np.full(n, wb - 3), frac), name="b")
+        return Design(g.build(g.einsum("p,p->p", a, b, name="y")), name="m", clock_ns=clock_ns)
+
+    def star(wa: int, wb: int) -> str:
         w = wa + wb
-        e = (f"{fit('a', wa, True, w)} * {fit('b', wb, True, w)}" if star
-             else shift_add_product("a", wa, True, "b", wb, True, w))
-        return f"module m(input [{wa - 1}:0] a, input [{wb - 1}:0] b, output [{w - 1}:0] y);\n assign y = {e};\nendmodule\n"
+        return (f"module m(input [{wa - 1}:0] a, input [{wb - 1}:0] b, output [{w - 1}:0] y);\n"
+                f" assign y = {fit('a', wa, True, w)} * {fit('b', wb, True, w)};\nendmodule\n")
 
     print("| a x b bits | partial products: LUT / CARRY8 / DSP | `*`: LUT / DSP |\n|---|---|---|")
     for wa, wb in MUL_WIDTHS:
-        pp, star = synthesize(module(wa, wb, False), "m"), synthesize(module(wa, wb, True), "m")
-        print(f"| {wa} x {wb} | {pp.lut} / {pp.carry} / {pp.dsp} | {star.lut} / {star.dsp} |", flush=True)
+        d = partial_products(wa, wb)
+        pp, st = synthesize(d.verilog, d.name), synthesize(star(wa, wb), "m")
+        print(f"| {wa} x {wb} | {pp.lut} / {pp.carry} / {pp.dsp} | {st.lut} / {st.dsp} |", flush=True)
+    print("\nFour products per design, pipelined to 2.5 ns:\n\n| a x b bits | stages | meets 2.5 ns | LUT | CARRY8 | FF |"
+          "\n|---|---|---|---|---|---|")
+    for wa, wb in ((6, 6), (8, 8), (10, 10), (8, 12)):
+        d = partial_products(wa, wb, 4, 2.5)
+        r = synthesize(d.verilog, d.name)
+        print(f"| {wa} x {wb} | {d.pipeline.stages} | {d.pipeline.meets_timing} | {r.lut} | {r.carry} | {r.ff} |",
+              flush=True)
 
 
 def layernorm(args) -> None:

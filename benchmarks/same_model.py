@@ -24,6 +24,7 @@ trace, per layer by tracing the model up to each layer).
 
     nice python benchmarks/same_model.py                 # 3 betas, 30 epochs each (about half an hour on 2 cores)
     nice python benchmarks/same_model.py --epochs 60     # better-trained models (longer)
+    nice python benchmarks/same_model.py --seeds 0,1     # two trainings per beta: the spread of the ratios
     python benchmarks/same_model.py --epochs 2 --no-synth --betas 1e-5   # smoke run
 
 Needs keras, hgq2 and alkaid (dev dependencies of rtl4ml, not runtime ones) and the data set
@@ -142,7 +143,7 @@ def run(beta: float, data, epochs: int, seed: int, clock_ns: float, synth: bool)
         raise AssertionError(f"beta={beta}: outputs differ on test jet {bad}: HGQ2 {ref[bad]}, rtl4ml {ours[bad]}, "
                              f"alkaid {alk[bad]}")
     est = d.estimate(synth=False)
-    r = dict(beta=beta, t_train=t_train, n_test=len(yte), acc_hgq=float((ref.argmax(1) == yte).mean()),
+    r = dict(beta=beta, seed=seed, t_train=t_train, n_test=len(yte), acc_hgq=float((ref.argmax(1) == yte).mean()),
              acc_ours=float((ours.argmax(1) == yte).mean()), acc_alk=float((alk.argmax(1) == yte).mean()),
              stages=d.pipeline.stages, latency_ns=d.pipeline.stages * clock_ns, adders=est.adders,
              adder_bits=est.adder_bits, layers=[(s.layer, s.adders, s.adder_bits) for s in est.layers if s.adders],
@@ -158,9 +159,9 @@ def run(beta: float, data, epochs: int, seed: int, clock_ns: float, synth: bool)
 def report(rows: list[dict], epochs: int, clock_ns: float, synth: bool) -> None:
     print(f"\n## HGQ2 jet taggers 16-64-32-32-5, {epochs} epochs, pipelined to {clock_ns} ns "
           f"(alkaid given rtl4ml's stage count)\n")
-    print("| beta | EBOPs | test acc HGQ2 / rtl4ml / alkaid | stages | latency | LUT rtl4ml | LUT alkaid | ratio | "
+    print("| beta | seed | EBOPs | test acc HGQ2 / rtl4ml / alkaid | stages | latency | LUT rtl4ml | LUT alkaid | ratio | "
           "FF rtl4ml / alkaid | CARRY rtl4ml / alkaid | depth rtl4ml / alkaid |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         acc = f"{r['acc_hgq']:.4f} / {r['acc_ours']:.4f} / {r['acc_alk']:.4f}"
         if synth:
@@ -169,29 +170,30 @@ def report(rows: list[dict], epochs: int, clock_ns: float, synth: bool) -> None:
                   f"{o.logic_depth} / {a.logic_depth}")
         else:
             hw = "- | - | - | - | - | -"
-        print(f"| {r['beta']:g} | {r['ebops']:.0f} | {acc} | {r['stages']} | {r['latency_ns']:g} ns | {hw} |")
+        print(f"| {r['beta']:g} | {r['seed']} | {r['ebops']:.0f} | {acc} | {r['stages']} | {r['latency_ns']:g} ns | {hw} |")
     print("\nOutputs identical (HGQ2 == rtl4ml == alkaid) on every test jet of every model.")
     print("\n### Adders per layer (rtl4ml: count / adder bits of its Netlist, rounding adders of a quantizer "
           "listed apart; alkaid: count / summed output widths of its trace's adders and constant additions, "
           "a layer's input quantizer included)\n")
     for r in rows:
         al = r["alk_adders"]
-        print(f"beta {r['beta']:g}: rtl4ml {r['adders']} adders / {r['adder_bits']} bits; alkaid {al[0]} adders / "
+        print(f"beta {r['beta']:g}, seed {r['seed']}: rtl4ml {r['adders']} adders / {r['adder_bits']} bits; alkaid {al[0]} adders / "
               f"{al[1]} bits")
         print("  rtl4ml: " + ", ".join(f"{n} {a}/{b}" for n, a, b in r["layers"]))
         print("  alkaid: " + ", ".join(f"{n} {a}/{b}" for n, a, b in r["alk_layers"]))
         print(f"  alkaid ops by opcode: {r['alk_ops']}")
     if synth:
-        ratios = sorted(r["ours"].lut / r["alk"].lut for r in rows)
-        print(f"\nLUT ratio rtl4ml/alkaid: median {ratios[len(ratios) // 2]:.3f}, range {ratios[0]:.3f}-"
-              f"{ratios[-1]:.3f} (goal <= 0.8 at no more stages)")
+        for beta in dict.fromkeys(r["beta"] for r in rows):
+            ratios = [r["ours"].lut / r["alk"].lut for r in rows if r["beta"] == beta]
+            print(f"LUT ratio rtl4ml/alkaid at beta {beta:g}: median {np.median(ratios):.3f}, range "
+                  f"{min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} seed(s) (goal <= 0.8 at no more stages)")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--betas", default="1e-6,1e-5,1e-4", help="HGQ2 beta values (comma separated)")
     p.add_argument("--epochs", type=int, default=30, help="training epochs per model (default 30)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="training seeds (comma separated); ratios get a spread over them")
     p.add_argument("--clock-ns", type=float, default=5.0)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--no-synth", action="store_true", help="skip Yosys")
@@ -206,15 +208,17 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(1)
     data = load_data(a.data)
+    seeds = [int(s) for s in a.seeds.split(",") if s]
     print(f"keras {keras.__version__} ({keras.backend.backend()}), hgq2 {hgq.__version__}, alkaid {alkaid.__version__}; "
-          f"{len(data[1])} training / {len(data[3])} test jets, seed {a.seed}")
+          f"{len(data[1])} training / {len(data[3])} test jets, seeds {seeds}")
     rows = []
-    for beta in (float(b) for b in a.betas.split(",") if b):
-        t0 = time.perf_counter()
-        rows.append(run(beta, data, a.epochs, a.seed, a.clock_ns, not a.no_synth))
-        print(f"beta {beta:g}: trained in {rows[-1]['t_train']:.0f} s, all done in {time.perf_counter() - t0:.0f} s",
-              flush=True)
-        report(rows[-1:], a.epochs, a.clock_ns, not a.no_synth)   # each model's figures as soon as they exist
+    for seed in seeds:
+        for beta in (float(b) for b in a.betas.split(",") if b):
+            t0 = time.perf_counter()
+            rows.append(run(beta, data, a.epochs, seed, a.clock_ns, not a.no_synth))
+            print(f"beta {beta:g}, seed {seed}: trained in {rows[-1]['t_train']:.0f} s, all done in "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+            report(rows[-1:], a.epochs, a.clock_ns, not a.no_synth)   # each model's figures as soon as they exist
     if len(rows) > 1:
         report(rows, a.epochs, a.clock_ns, not a.no_synth)
     return 0

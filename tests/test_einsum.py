@@ -179,6 +179,24 @@ def test_var_x_var_verilog_uses_star_only_above_threshold():
     assert text.count(" * ") == wide
 
 
+def test_narrow_products_are_adder_trees_the_pipeline_can_split():
+    """A 10 x 10-bit product (at MUL_LUT_MAX_BITS) is partial products summed by adders, so at a
+    1 ns clock the scheduler registers inside it and meets timing; one ``Mul`` could not."""
+    from rtl4ml.netlist.prims import Mul
+    rng = np.random.default_rng(4)
+    g = GraphBuilder()
+    a = g.input(_widths_types([(True, 10)] * 3, rng), name="a")
+    b = g.input(_widths_types([(True, 10)] * 3, rng), name="b")
+    graph = g.build(g.einsum("p,p->p", a, b, name="y"))
+    slow, fast = Design(graph, name="m10", clock_ns=10), Design(graph, name="m10", clock_ns=1.0)
+    assert slow.pipeline.stages == 1 and fast.pipeline.stages >= 3
+    assert fast.pipeline.meets_timing
+    assert not any(isinstance(p, Mul) for p in fast.netlist.prims)
+    x = [boundary_inputs(n.op.types, 500, rng) for n in graph.inputs]
+    (want,) = graph_equals_netlist(graph, x)
+    np.testing.assert_array_equal(want, quantize(x[0], graph["a"].op.types) * quantize(x[1], graph["b"].op.types))
+
+
 @pytest.mark.hw
 def test_var_x_var_multipliers_rtl_bit_exact_all_widths():
     """Every pair of operand widths and signs on both sides of the threshold: graph ==
@@ -186,7 +204,7 @@ def test_var_x_var_multipliers_rtl_bit_exact_all_widths():
     random ones, incl. inputs outside the type that wrap first. One build."""
     rng = np.random.default_rng(11)
     graph = _outer_products(rng)
-    d = Design(graph, name="outer_mul", clock_ns=10)
+    d = Design(graph, name="outer_mul", clock_ns=1.0)   # registers inside the partial-product trees
     x = {n.name: boundary_inputs(n.op.types, 1500, rng, overshoot=True) for n in graph.inputs}
     (want,) = graph_equals_netlist(graph, [x["a"], x["b"]])
     ta, tb = graph["a"].op.types, graph["b"].op.types

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
 from rtl4ml.design import Design
 from rtl4ml.estimate.analytic import adder_stats
@@ -47,3 +48,26 @@ def test_analytic_totals_match_adder_stats():
     e = d.estimate(synth=False)
     assert (e.adders, e.adder_bits, e.adder_depth, e.register_bits) == (st.adders, st.adder_bits, st.adder_depth,
                                                                          st.register_bits)
+
+
+@pytest.mark.hw
+def test_wide_adders_are_kept_whole_and_that_saves_yosys_luts():
+    """Each adder of at least KEEP_ADDER_MIN_BITS bits is ``(* keep *)``: Yosys maps it to one carry
+    chain instead of merging the adder graph into compressor trees, which costs more LUTs."""
+    from rtl4ml.estimate.yosys import synthesize
+    from rtl4ml.graph import GraphBuilder
+    from rtl4ml.netlist.prims import KEEP_ADDER_MIN_BITS, Add
+
+    w = np.random.default_rng(3).integers(-4, 4, size=(8, 8))
+    gb = GraphBuilder()
+    x = gb.input("fixed<8,8>", 8)
+    d = Design(gb.build(gb.dense(x, w, np.zeros(8))), name="kept", clock_ns=5.0)
+    decls = {m.group(2): bool(m.group(1)) for m in
+             re.finditer(r"^  (\(\* keep \*\) )?wire \[\d+:0\] (n\d+)_\w* = ", d.verilog, re.M)}
+    adds = [(k, p.wire.width) for k, p in enumerate(d.netlist.prims) if isinstance(p, Add)]
+    assert any(width >= KEEP_ADDER_MIN_BITS for _, width in adds)
+    for k, width in adds:
+        assert decls[f"n{k}"] == (width >= KEEP_ADDER_MIN_BITS), (k, width)
+    kept = synthesize(d.verilog, d.name)
+    merged = synthesize(d.verilog.replace("(* keep *) ", ""), d.name)
+    assert kept.lut < merged.lut, (kept.lut, merged.lut)

@@ -39,6 +39,7 @@ CASES = {
     "Add": lambda nb, a, b, c, rng: nb.add(a, b, int(rng.integers(-3, 4)), bool(rng.integers(2))),
     "Scale": lambda nb, a, b, c, rng: nb.scale(a, int(rng.integers(-3, 4)), bool(rng.integers(2))),
     "Mul": lambda nb, a, b, c, rng: nb.mul(a, b),
+    "Bit": lambda nb, a, b, c, rng: nb.add(a, nb.bit(b, int(rng.integers(0, 14)))),
     "Relu": lambda nb, a, b, c, rng: nb.relu(a),
     "Compare": lambda nb, a, b, c, rng: nb.compare(str(rng.choice(COMPARISONS)), a, b),
     "Select": lambda nb, a, b, c, rng: nb.select(nb.compare("lt", c, a), a, b),
@@ -85,10 +86,11 @@ def random_netlist(rng, n_inputs: int = 6, n_prims: int = 60, max_bits: int = 12
         kind = kinds[i % len(kinds)]
         src = xs if rng.random() < 0.6 else pool   # mostly inputs: wide, signed, overlapping ranges
         a, b, c = (src[int(rng.integers(len(src)))] for _ in range(3))
+        before = len(nb.prims)
         w = CASES[kind](nb, a, b, c, rng)
         if nb.wire(w).width <= 40:
             pool.append(w)
-        made[kind] += type(nb.prims[w]).__name__ == kind
+        made[kind] += kind in {type(p).__name__ for p in nb.prims[before:] + [nb.prims[w]]}   # made or returned one
     outs = pool[n_inputs:]
     return nb.finish(outs), made
 

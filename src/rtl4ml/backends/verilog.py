@@ -124,11 +124,16 @@ class VerilogContext:
         origin = identifier_part(self.nl.prims[k].origin)
         return f"n{k}{suffix}_{origin}" if origin else f"n{k}{suffix}"
 
-    def declare(self, k: int, expr: str) -> None:
-        """``wire n<k> = expr`` at wire ``k``'s width."""
+    def declare(self, k: int, expr: str, keep: bool = False) -> None:
+        """``wire n<k> = expr`` at wire ``k``'s width.
+
+        ``keep`` marks the wire ``(* keep *)``: synthesis must build it as it stands and may not
+        merge it into its readers (``Add`` uses it: each adder one carry chain).
+        """
         name = self._new_name(k)
         self.names[k] = name
-        self.decls.append(f"  wire [{self.wire(k).width - 1}:0] {name} = {expr};")
+        attr = "(* keep *) " if keep else ""
+        self.decls.append(f"  {attr}wire [{self.wire(k).width - 1}:0] {name} = {expr};")
 
     def helper(self, k: int, tag: str, width: int, expr: str) -> str:
         """An intermediate wire of primitive ``k`` (``tag`` a single letter); returns its name."""

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..cmvm import AdderGraph, csd, solve_cmvm
-from ..fixed import FixedType, Wire
+from ..fixed import FixedType, Wire, code_width
 from .ir import Bus, Netlist, Prim
-from .prims import (Add, Compare, Const, Input, Lookup, Max, Min, Mul, Quant, Relu, Scale, Select, const_wire,
-                    shift_code)
+from .prims import (MUL_LUT_MAX_BITS, Add, Bit, Compare, Const, Input, Lookup, Max, Min, Mul, Quant, Relu, Scale,
+                    Select, const_wire, shift_code)
 
 
 def _maxabs(c: np.ndarray) -> int:
@@ -174,12 +174,16 @@ class NetlistBuilder:
         return self.emit(Quant, (a,), {"target": target})
 
     def mul(self, a: int, b: int) -> int:
-        """``a * b``: shift-and-add when either operand is a constant, a multiplier otherwise."""
+        """``a * b``: shift-and-add when either operand is a constant, partial products of two
+        narrow variables, a multiplier (``Mul``, a DSP) of two wide ones."""
         if self.is_const(a):
             a, b = b, a
         wb = self.wire(b)
         if wb.is_const:
             return self.const_mul(a, wb.lo, wb.fraction)
+        exact = Mul.output([self.wire(a), wb])
+        if self.wire(a).width * wb.width <= MUL_LUT_MAX_BITS:
+            return self._partial_products(a, b, exact)
         return self.emit(Mul, (a, b))
 
     def square(self, a: int) -> int:
@@ -188,7 +192,49 @@ class NetlistBuilder:
         if w.is_const:
             return self.const(w.lo * w.lo, 2 * w.fraction)
         sq = (w.lo * w.lo, w.hi * w.hi)
-        return self.emit(Mul, (a, a), wire=Wire(0 if w.lo <= 0 <= w.hi else min(sq), max(sq), 2 * w.fraction))
+        exact = Wire(0 if w.lo <= 0 <= w.hi else min(sq), max(sq), 2 * w.fraction)
+        if w.width * w.width <= MUL_LUT_MAX_BITS:
+            return self._partial_products(a, a, exact)
+        return self.emit(Mul, (a, a), wire=exact)
+
+    def _partial_products(self, a: int, b: int, exact: Wire) -> int:
+        """``a * b`` as primitives: ``a`` gated by each bit of the narrower operand's code, the
+        gated copies summed by a balanced adder tree (the sign bit of a signed code weighs
+        ``-2**(width-1)``: its copy is subtracted). Being ordinary adders, the pipeline
+        scheduler may register between them, which one ``Mul`` could not allow. The sum is
+        typed by the product's exact interval ``exact`` (the tree's own interval is looser,
+        its terms being dependent) by a wrap-around quantizer: a slice or a plain wire."""
+        if self.wire(b).width > self.wire(a).width:
+            a, b = b, a
+        wb = self.wire(b)
+        zero = self.const(0, 0)
+        terms, sign = [], None
+        for i in range(wb.width):
+            pp = self.select(self.bit(b, i), a, zero)
+            if self.is_const(pp) and self.wire(pp).lo == 0:
+                continue
+            if wb.signed and i == wb.width - 1:
+                sign = (pp, i)
+            else:
+                terms.append((pp, i))
+        while len(terms) > 1:   # the value of a term (node, s) is node * 2**s
+            pairs = [(self.add(x, y, sy - sx), sx) for (x, sx), (y, sy) in zip(terms[0::2], terms[1::2])]
+            terms = pairs + terms[2 * len(pairs):]
+        if not terms and sign is None:
+            return self.const(0, 0)
+        if not terms:
+            y = self.scale(sign[0], sign[1], negate=True)
+        elif sign is None:
+            y = self.scale(*terms[0])
+        else:
+            (x, sx), (z, sz) = terms[0], sign
+            y = self.scale(self.add(x, z, sz - sx, sub=True), sx)
+        y = self.scale(y, -wb.fraction)
+        signed, width = code_width(exact.lo, exact.hi)
+        if self.wire(y) == exact:
+            return y
+        return self.emit(Quant, (y,), {"target": FixedType(signed, width - int(signed) - exact.fraction,
+                                                           exact.fraction)}, wire=exact)
 
     def const_mul(self, a: int, code: int, fraction: int) -> int:
         """``a * code * 2**-fraction`` as a canonical-signed-digit adder tree (exact widths)."""
@@ -211,6 +257,10 @@ class NetlistBuilder:
         (s, neg), = level
         (y,) = self.linear(AdderGraph(1, tuple(ops), ((nodes[0], s, neg),)), [a])
         return self.scale(y, -fraction)
+
+    def bit(self, a: int, index: int) -> int:
+        """Bit ``index`` of ``a``'s two's-complement code, as a 0/1 integer wire."""
+        return self.emit(Bit, (a,), {"index": int(index)})
 
     def compare(self, op: str, a: int, b: int) -> int:
         return self.emit(Compare, (a, b), {"op": op})

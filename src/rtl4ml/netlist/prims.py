@@ -17,7 +17,7 @@ import numpy as np
 
 from ..fixed import FixedType, Wire, WidthError, code_width, quantized_range, requantize, requantize_code, round_code, saturate_bounds
 from .ir import Cost, ExecContext, Prim
-from .vexpr import fit, literal, overflow_flags, shift_add_product
+from .vexpr import fit, literal, overflow_flags
 
 
 def shift_code(q: int, up: int) -> int:
@@ -145,6 +145,13 @@ def add_cost(out: Wire, wa: Wire, wb: Wire, shift: int, sub: bool) -> int:
     return out.width
 
 
+#: Adders at least this wide are marked ``(* keep *)`` in the Verilog, so that Yosys builds each
+#: as one carry chain (fewer LUTs than the compressor trees it makes of merged sums: 3-14 % on
+#: adder graphs). Narrower ones, the sums of a few bits such as a popcount, stay mergeable:
+#: there a LUT6 compressing six bits beats a chain of tiny adders (docs/design.md, "Verilog").
+KEEP_ADDER_MIN_BITS = 6
+
+
 @dataclass(frozen=True)
 class Add(Prim):
     """``a + b * 2**shift`` (``sub``: minus). Shifts are value-level and may be negative."""
@@ -183,7 +190,7 @@ class Add(Prim):
         w = self.wire
         a = v.operand(self.args[0], w.width, w.fraction - v.wire(self.args[0]).fraction)
         b = v.operand(self.args[1], w.width, w.fraction - v.wire(self.args[1]).fraction + self.shift)
-        v.declare(k, f"{a} {'-' if self.sub else '+'} {b}")
+        v.declare(k, f"{a} {'-' if self.sub else '+'} {b}", keep=w.width >= KEEP_ADDER_MIN_BITS)
 
 
 @dataclass(frozen=True)
@@ -220,8 +227,10 @@ class Scale(_Unary):
             v.alias(k, self.a)   # same bits, another scale
 
 
-#: A variable x variable product with ``bits(a) * bits(b)`` at most this is written as
-#: shift-and-add partial products (LUTs and carry chains), a wider one as ``*``, which Yosys
+#: A variable x variable product with ``bits(a) * bits(b)`` at most this is built from
+#: partial products (:meth:`NetlistBuilder.mul <rtl4ml.netlist.builder.NetlistBuilder.mul>`:
+#: ``Bit``, ``Select`` and ``Add`` primitives, so LUTs and carry chains that the pipeline
+#: scheduler can register between), a wider one is a ``Mul`` written as ``*``, which Yosys
 #: maps to a DSP (it does so from 6 x 6 bits up). Measured with synth_xilinx (signed operands,
 #: docs/constituents.md): partial products cost about 2 LUTs per bit of ``bits(a) * bits(b)``
 #: (8 x 8: 133 LUTs, 10 x 10: 225, 16 x 16: 587), so at the threshold (10 x 10, 12 x 8) a
@@ -234,8 +243,8 @@ MUL_LUT_MAX_BITS = 100
 class Mul(Prim):
     """``a * b`` of two variables, exact: the product's interval at fraction ``fa + fb``.
 
-    Verilog: partial products (no DSP) when ``bits(a) * bits(b) <= MUL_LUT_MAX_BITS``, else
-    the ``*`` operator (a DSP in Yosys).
+    Verilog: the ``*`` operator (a DSP in Yosys). The builder makes a ``Mul`` only of
+    products wider than ``MUL_LUT_MAX_BITS``; narrower ones are partial products.
     """
 
     @classmethod
@@ -259,12 +268,40 @@ class Mul(Prim):
 
     def verilog(self, v, k) -> None:
         w = self.wire.width
-        a, b = sorted(self.args, key=lambda i: v.wire(i).width, reverse=True)   # b: the narrower
-        wa, wb = v.wire(a), v.wire(b)
-        if wa.width * wb.width > MUL_LUT_MAX_BITS or wa.is_const or wb.is_const:
-            v.declare(k, f"{v.operand(self.args[0], w, 0)} * {v.operand(self.args[1], w, 0)}")
-        else:
-            v.declare(k, shift_add_product(v.name(a), wa.width, wa.signed, v.name(b), wb.width, wb.signed, w))
+        v.declare(k, f"{v.operand(self.args[0], w, 0)} * {v.operand(self.args[1], w, 0)}")
+
+
+@dataclass(frozen=True)
+class Bit(_Unary):
+    """Bit ``index`` of ``a``'s two's-complement code (0 or 1, an integer): a wire, no logic.
+
+    An index at or above a signed operand's width reads its sign bit, as sign extension does.
+    """
+
+    index: int
+
+    @classmethod
+    def output(cls, wires, index: int = 0) -> Wire:
+        w = wires[0]
+        if w.lo >> index == w.hi >> index:   # every code has the same bits from ``index`` up
+            return Wire((w.lo >> index) & 1, (w.lo >> index) & 1, 0)
+        return Wire(0, 1, 0)
+
+    def evaluate(self, vals, wires, ctx) -> np.ndarray:
+        return (vals[0] >> self.index) & 1
+
+    def fold(self, codes, wires) -> int:
+        return (codes[0] >> self.index) & 1
+
+    def delay(self, wires, model) -> float:
+        return 0.0
+
+    def cost(self, wires) -> Cost:
+        return Cost()
+
+    def verilog(self, v, k) -> None:
+        wa = v.wire(self.a)
+        v.declare(k, f"{v.name(self.a)}[{min(self.index, wa.width - 1)}]")
 
 
 # --------------------------------------------------------------------------- selection

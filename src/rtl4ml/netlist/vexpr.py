@@ -77,34 +77,3 @@ def overflow_flags(r: str, wr: int, signed: bool, t) -> tuple[str, str]:
         hi_over = any_set(r, wr - 1, top) or "1'b0"
         lo_over = "1'b0"
     return hi_over, lo_over
-
-
-def balanced_sum(terms: list[str]) -> str:
-    """``terms`` added pairwise as a balanced tree (log depth, each sum at the result's width)."""
-    while len(terms) > 1:
-        terms = [f"({terms[i]} + {terms[i + 1]})" if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
-
-
-def shift_add_product(a: str, wa: int, sa: bool, b: str, wb: int, sb: bool, to_width: int) -> str:
-    """``a * b`` modulo ``2**to_width`` as partial products: ``a << i`` gated by bit ``i`` of ``b``.
-
-    One term per bit of the (narrow) ``b``, added by a balanced tree; the sign bit of a signed
-    ``b`` weighs ``-2**(wb - 1)``, so its term is subtracted. All terms are ``to_width``-bit
-    two's-complement vectors and every sum is taken modulo ``2**to_width``, which is exact when
-    the product fits ``to_width`` bits. Written this way Yosys builds the product from LUTs and
-    carry chains: it infers DSPs only from the ``*`` operator.
-    """
-    terms, sign_term = [], None
-    for i in range(wb):
-        shifted = fit(a, wa, sa, to_width, i)
-        if shifted == f"{to_width}'h0":
-            continue
-        term = f"({{{to_width}{{{b}[{i}]}}}} & {shifted})"
-        if sb and i == wb - 1:
-            sign_term = term
-        else:
-            terms.append(term)
-    expr = balanced_sum(terms) if terms else f"{to_width}'h0"
-    return f"{expr} - {sign_term}" if sign_term else expr
