@@ -89,17 +89,19 @@ def run_point(label, n_thr, widths, data, args) -> dict:
     if saved is not None:
         if not saved.exists():
             sys.exit(f"--load-models: {saved} not found (written by a run with --save-models)")
-        model = torch.load(saved, weights_only=False)
-        tau, train_s = default_tau(model) if args.tau is None else args.tau, None
+        kept = torch.load(saved, weights_only=False)          # {"model", "train_seconds", "epochs"}
+        model, train_s, epochs = kept["model"], kept["train_seconds"], kept["epochs"]
+        tau = default_tau(model) if args.tau is None else args.tau
     else:
         model = build(n_thr, widths, input_types(args), xtr, args.seed)
         tau = default_tau(model) if args.tau is None else args.tau
         qnn.fit_lutnet(model, xtr, ytr, epochs=args.epochs, lr=args.lr, tau=tau, seed=args.seed, label=label)
-        train_s = round(time.time() - t0, 1)
+        train_s, epochs = round(time.time() - t0, 1), args.epochs
     model[-1].popcount = args.popcount
     if args.save_models and saved is None:
         args.save_models.mkdir(parents=True, exist_ok=True)
-        torch.save(model, args.save_models / f"{label}-seed{args.seed}.pt")
+        torch.save({"model": model, "train_seconds": train_s, "epochs": args.epochs},
+                   args.save_models / f"{label}-seed{args.seed}.pt")
     with torch.no_grad():
         ref = model.eval()(torch.as_tensor(xte)).numpy().astype(np.float64)
     design = rtl4ml.convert(model, clock_ns=args.clock_ns)
@@ -119,7 +121,7 @@ def run_point(label, n_thr, widths, data, args) -> dict:
             "comparators": design_comparators(design, "0"), "thresholds": model[0].comparators(),
             "lut_units": qnn.lut_units(model),
             "thresholds_per_feature": n_thr, "widths": list(widths), "tau": round(tau, 4),
-            "popcount": args.popcount, "train_seconds": train_s}
+            "popcount": args.popcount, "epochs": epochs, "train_seconds": train_s}
 
 
 def design_comparators(design, encoder: str) -> int:

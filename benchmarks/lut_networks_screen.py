@@ -25,9 +25,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-DEFAULTS = dict(units="200", thr=16, it="fixed<6,3,TRN,SAT>", fine="", fine_type="fixed<8,3,TRN,SAT>", tau=0.0,
-                lr=1e-2, bs=256, epochs=3, clamp=0, efd="linear", learn=0, seed=0, synth=0,
-                log=str(HERE / "results" / "lut_networks_screen.jsonl"))
+DEFAULTS = {"units": "200", "thr": 16, "it": "fixed<6,3,TRN,SAT>", "fine": "", "fine_type": "fixed<8,3,TRN,SAT>",
+            "tau": 0.0, "lr": 1e-2, "bs": 256, "epochs": 3, "clamp": 0, "efd": "linear", "learn": 0, "seed": 0,
+            "synth": 0, "log": str(HERE / "results" / "lut_networks_screen.jsonl")}
 
 
 def parse(argv: list[str]) -> tuple[str, dict]:
@@ -44,10 +44,10 @@ def parse(argv: list[str]) -> tuple[str, dict]:
 
 def main(argv=None) -> None:
     import torch
+    from lut_networks import DEFAULT_DATA, load
 
     import rtl4ml
     import rtl4ml.nn as qnn
-    from lut_networks import DEFAULT_DATA, load
     name, cfg = parse(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(1)
     xtr, ytr, xte, yte = load(DEFAULT_DATA)

@@ -1,11 +1,12 @@
 """Learned lookup-table networks (DWN-style): thermometer encoder -> LUT layers -> popcount.
 
     import rtl4ml, rtl4ml.nn as qnn
-    enc = qnn.Thermometer(16, 32, input_type="fixed<8,3,TRN,SAT>")
+    types = ["fixed<8,3,TRN,SAT>"] * 2 + ["fixed<6,3,TRN,SAT>"] * 14   # finer inputs where they matter
+    enc = qnn.Thermometer(16, 32, input_type=types)
     enc.init_quantiles(x_train)                        # thresholds at the data's quantiles
-    model = torch.nn.Sequential(enc, qnn.LUTLayer(enc.out_bits, 200, k=6),
-                                qnn.LUTLayer(200, 50, k=6), qnn.GroupSum(5))
-    qnn.fit_lutnet(model, x_train, y_train, epochs=10)
+    model = torch.nn.Sequential(enc, qnn.LUTLayer(enc.out_bits, 200, k=6, mapping="learned"),
+                                qnn.GroupSum(5))       # popcount="compressors": fewer LUTs
+    qnn.fit_lutnet(model, x_train, y_train, epochs=10) # tau = sqrt(units per class)
     design = rtl4ml.convert(model, clock_ns=2.5)       # model(x) == design.predict(x)
 
 * :class:`Thermometer` quantizes each feature to its fixed-point input type (exactly as the
@@ -27,7 +28,8 @@
 
 In eval mode every value is a bit or a count, so ``model(x)`` equals ``design.predict(x)``
 exactly (the export builds :class:`~rtl4ml.graph.ops.Thermometer`,
-:class:`~rtl4ml.graph.ops.BitLookup` and a Reduce sum).
+:class:`~rtl4ml.graph.ops.BitLookup` and a Reduce sum or a
+:class:`~rtl4ml.graph.ops.luts.Popcount`).
 """
 
 from __future__ import annotations
