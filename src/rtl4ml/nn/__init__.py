@@ -25,7 +25,7 @@ from .attention import QEinsum, QSelfAttention
 from .calibrate import calibrate, check_calibrated, init_lazy, parameter_digest
 from .conv import QAvgPool1d, QAvgPool2d, QConv1d, QConv2d, QMaxPool1d, QMaxPool2d
 from .layers import QActivation, QInput, QLinear, QReLU
-from .lutnet import GroupSum, LUTLayer, Thermometer, fit_lutnet, lut_units
+from .lutnet import GroupSum, LUTLayer, Thermometer, default_tau, fit_lutnet, lut_units
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 from .tables import QSigmoid, QSoftmax, QTable, QTanh
 from .resources import BetaScheduler, LayerCost, bit_parameters, bit_penalty, ebops, layer_costs, ordered_layers
@@ -40,5 +40,5 @@ __all__ = [
     "ebops", "bit_penalty", "bit_parameters", "layer_costs", "LayerCost", "BetaScheduler", "ordered_layers",
     "calibrate", "check_calibrated", "parameter_digest",
     "fold_batchnorm", "from_float", "init_lazy", "fit", "copy_float_weights",
-    "Thermometer", "LUTLayer", "GroupSum", "fit_lutnet", "lut_units",
+    "Thermometer", "LUTLayer", "GroupSum", "fit_lutnet", "lut_units", "default_tau",
 ]

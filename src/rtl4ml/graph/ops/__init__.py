@@ -9,7 +9,7 @@ from .einsum import Einsum
 from .elementwise import Quantize, ReLU
 from .io import Constant, Input
 from .lookup import LookupTable
-from .luts import BitLookup, Thermometer
+from .luts import BitLookup, Popcount, Thermometer
 from .pool import Pool, Upsample
 from .reduce import Argmax, Reduce
 from .shape import Concat, Reshape, Slice, Transpose
@@ -18,4 +18,4 @@ from .trees import TreeEnsemble
 __all__ = ["OP_REGISTRY", "GraphError", "Op", "Input", "Constant", "Dense", "ReLU", "Quantize", "Add", "Sub",
            "Mul", "Maximum", "Minimum", "Affine", "Reduce", "Reshape", "Transpose", "Slice", "Concat",
            "LookupTable", "Conv", "Pool", "Upsample",
-           "Square", "Argmax", "TreeEnsemble", "Einsum", "Thermometer", "BitLookup"]
+           "Square", "Argmax", "TreeEnsemble", "Einsum", "Thermometer", "BitLookup", "Popcount"]
