@@ -217,24 +217,30 @@ class NetlistBuilder:
                 sign = (pp, i)
             else:
                 terms.append((pp, i))
-        while len(terms) > 1:   # the value of a term (node, s) is node * 2**s
-            pairs = [(self.add(x, y, sy - sx), sx) for (x, sx), (y, sy) in zip(terms[0::2], terms[1::2])]
-            terms = pairs + terms[2 * len(pairs):]
-        if not terms and sign is None:
-            return self.const(0, 0)
-        if not terms:
-            y = self.scale(sign[0], sign[1], negate=True)
-        elif sign is None:
-            y = self.scale(*terms[0])
+        if terms:
+            x, sx = self.shifted_sum(terms)
+            if sign is not None:
+                x = self.add(x, sign[0], sign[1] - sx, sub=True)
+            y = self.scale(x, sx - wb.fraction)
+        elif sign is not None:
+            y = self.scale(sign[0], sign[1] - wb.fraction, negate=True)
         else:
-            (x, sx), (z, sz) = terms[0], sign
-            y = self.scale(self.add(x, z, sz - sx, sub=True), sx)
-        y = self.scale(y, -wb.fraction)
-        signed, width = code_width(exact.lo, exact.hi)
+            return self.const(0, 0)
         if self.wire(y) == exact:
             return y
+        signed, width = code_width(exact.lo, exact.hi)
         return self.emit(Quant, (y,), {"target": FixedType(signed, width - int(signed) - exact.fraction,
                                                            exact.fraction)}, wire=exact)
+
+    def shifted_sum(self, terms: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """``sum_t wire_t * 2**shift_t`` over the (non-empty) ``terms``, added pairwise as a
+        balanced tree (``ceil(log2 n)`` adder levels): ``(node, s)``, the sum being
+        ``node * 2**s`` with ``s`` the first term's shift."""
+        terms = list(terms)
+        while len(terms) > 1:
+            pairs = [(self.add(x, y, sy - sx), sx) for (x, sx), (y, sy) in zip(terms[0::2], terms[1::2])]
+            terms = pairs + terms[2 * len(pairs):]
+        return terms[0]
 
     def const_mul(self, a: int, code: int, fraction: int) -> int:
         """``a * code * 2**-fraction`` as a canonical-signed-digit adder tree (exact widths)."""

@@ -37,6 +37,15 @@ def _check_vector(x: TensorType, what: str) -> None:
         raise GraphError(f"{what} reads a vector, got shape {x.shape}")
 
 
+def _check_bits(x: TensorType, indices, what: str, advice: str = "") -> None:
+    """Refuse the first of the elements ``indices`` of ``x`` that is not a 0/1 integer."""
+    for i in indices:
+        i = int(i)
+        if x.fraction[i] != 0 or x.lo[i] < 0 or x.hi[i] > 1:
+            raise GraphError(f"{what}: input {i} is not a bit (codes {x.lo[i]}..{x.hi[i]} at 2^-{x.fraction[i]})"
+                             f"{advice}")
+
+
 def _comparator(nl, x: int, t: int, fraction: int) -> int:
     """The bit ``x > t``: a one-bit table of the input (one LUT6, no carry chain) when the input
     wire has at most :data:`MAX_LUT_INPUTS` bits, otherwise a comparator (a carry chain)."""
@@ -123,11 +132,7 @@ class Thermometer(Op):
 def _concatenate(nl, bits: list[int]) -> int:
     """The wire ``sum_j bits[j] << j``: a balanced tree of adds of disjoint bit fields (no
     carries; synthesis leaves wiring), so the pipeline model sees ``ceil(log2 k)`` levels."""
-    parts = [(b, j) for j, b in enumerate(bits)]   # (wire, position of its lowest bit)
-    while len(parts) > 1:
-        nxt = [(nl.add(a, b, shift=pb - pa), pa) for (a, pa), (b, pb) in zip(parts[::2], parts[1::2])]
-        parts = nxt + ([parts[-1]] if len(parts) % 2 else [])
-    return parts[0][0]
+    return nl.shifted_sum([(b, j) for j, b in enumerate(bits)])[0]   # the first part sits at bit 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,11 +178,8 @@ class BitLookup(Op):
         if int(self.connections.max()) >= x.shape[0]:
             raise GraphError(f"bit lookup: a unit reads input {int(self.connections.max())}, the layer has "
                              f"{x.shape[0]} inputs")
-        bad = [i for i in np.unique(self.connections) if x.fraction[i] != 0 or x.lo[i] < 0 or x.hi[i] > 1]
-        if bad:
-            i = int(bad[0])
-            raise GraphError(f"bit lookup: input {i} is not a bit (codes {x.lo[i]}..{x.hi[i]} at 2^-{x.fraction[i]}); "
-                             "a LUT layer reads the bits of a thermometer encoder or of another LUT layer")
+        _check_bits(x, np.unique(self.connections), "bit lookup",
+                    "; a LUT layer reads the bits of a thermometer encoder or of another LUT layer")
         w = 1 << np.arange(self.k, dtype=np.int64)
         lo = np.array([int(v) for v in x.lo], dtype=np.int64)[self.connections] @ w
         hi = np.array([int(v) for v in x.hi], dtype=np.int64)[self.connections] @ w
@@ -232,11 +234,7 @@ def _bit_table(nl, bits: list[int], fn) -> int:
 
 def _place(nl, parts: list[tuple[int, int]]) -> int | None:
     """``sum wire << position`` over ``parts`` (disjoint positions): a tree of carry-free adds."""
-    parts = sorted(parts, key=lambda p: p[1])
-    while len(parts) > 1:
-        nxt = [(nl.add(a, b, shift=pb - pa), pa) for (a, pa), (b, pb) in zip(parts[::2], parts[1::2])]
-        parts = nxt + ([parts[-1]] if len(parts) % 2 else [])
-    return nl.scale(*parts[0]) if parts else None
+    return nl.scale(*nl.shifted_sum(sorted(parts, key=lambda p: p[1]))) if parts else None
 
 
 #: Compressor size by the number of bits left in a column: 6 and 5 bits into 3 (one LUT6 per
@@ -307,10 +305,7 @@ class Popcount(Op):
         n = x.shape[0]
         if n % self.groups:
             raise GraphError(f"popcount: {n} bits do not split into {self.groups} groups")
-        bad = [i for i in range(n) if x.fraction[i] != 0 or x.lo[i] < 0 or x.hi[i] > 1]
-        if bad:
-            i = bad[0]
-            raise GraphError(f"popcount: input {i} is not a bit (codes {x.lo[i]}..{x.hi[i]} at 2^-{x.fraction[i]})")
+        _check_bits(x, range(n), "popcount")
         return n // self.groups
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
