@@ -139,7 +139,8 @@ def table(points: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line (``benchmarks/qat_pareto.py --lutnet`` builds its LUT-network points from it)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "lut_networks")
@@ -158,7 +159,11 @@ def main(argv=None) -> None:
                     help="the head's export: an adder tree or LUT compressors (qnn.GroupSum)")
     ap.add_argument("--no-synth", action="store_true")
     ap.add_argument("--no-verify", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
     import torch
     torch.set_num_threads(1)
     data = load(args.data)

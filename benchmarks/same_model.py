@@ -69,15 +69,15 @@ def build(beta: float):
                                  QDense(32, activation="relu"), QDense(5)])
 
 
-def train(beta: float, Xtr, ytr, epochs: int, seed: int):
+def train(beta: float, Xtr, ytr, epochs: int, seed: int, batch: int = 1024, lr: float = 3e-3):
     import keras
     keras.utils.set_random_seed(seed)
     m = build(beta)
-    steps = epochs * -(-len(Xtr) // 1024)
-    opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps))
+    steps = epochs * -(-len(Xtr) // batch)
+    opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps))
     m.compile(opt, keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     t0 = time.perf_counter()
-    m.fit(Xtr, ytr, epochs=epochs, batch_size=1024, verbose=0)
+    m.fit(Xtr, ytr, epochs=epochs, batch_size=batch, verbose=0)
     return m, time.perf_counter() - t0
 
 
@@ -124,13 +124,14 @@ def alkaid_per_layer(m) -> list[tuple[str, int, int]]:
     return rows
 
 
-def run(beta: float, data, epochs: int, seed: int, clock_ns: float, synth: bool) -> dict:
+def run(beta: float, data, epochs: int, seed: int, clock_ns: float, synth: bool, batch: int = 1024,
+        lr: float = 3e-3) -> dict:
     from alkaid.converter import trace_model
     from alkaid.trace import trace
 
     import rtl4ml
     Xtr, ytr, Xte, yte = data
-    m, t_train = train(beta, Xtr, ytr, epochs, seed)
+    m, t_train = train(beta, Xtr, ytr, epochs, seed, batch, lr)
     ref = hgq_predict(m, Xte)
     d = rtl4ml.convert(m, clock_ns=clock_ns, name="ours")
     ours = d.predict(Xte)

@@ -25,10 +25,13 @@ from .attention import QEinsum, QSelfAttention
 from .calibrate import calibrate, check_calibrated, init_lazy, parameter_digest
 from .conv import QAvgPool1d, QAvgPool2d, QConv1d, QConv2d, QMaxPool1d, QMaxPool2d
 from .layers import QActivation, QInput, QLinear, QReLU
+from .distill import distillation_loss
 from .lutnet import GroupSum, LUTLayer, Thermometer, default_tau, fit_lutnet, lut_units
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 from .tables import QSigmoid, QSoftmax, QTable, QTanh
 from .resources import BetaScheduler, LayerCost, bit_parameters, bit_penalty, ebops, layer_costs, ordered_layers
+from .pruning import live_neurons, neuron_penalty
+from .sensitivity import fisher_diagonal, sensitivity_init
 from .train import fit
 from .utils import copy_float_weights, fold_batchnorm, from_float
 
@@ -40,5 +43,6 @@ __all__ = [
     "ebops", "bit_penalty", "bit_parameters", "layer_costs", "LayerCost", "BetaScheduler", "ordered_layers",
     "calibrate", "check_calibrated", "parameter_digest",
     "fold_batchnorm", "from_float", "init_lazy", "fit", "copy_float_weights",
+    "distillation_loss", "neuron_penalty", "live_neurons", "fisher_diagonal", "sensitivity_init",
     "Thermometer", "LUTLayer", "GroupSum", "fit_lutnet", "lut_units", "default_tau",
 ]

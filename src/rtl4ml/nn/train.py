@@ -15,6 +15,8 @@ from torch import nn
 
 from .. import progress
 from .calibrate import init_lazy
+from .distill import distillation_loss
+from .pruning import neuron_penalty
 from .resources import BetaScheduler, bit_parameters, ebops
 
 #: ``loss(output, target) -> scalar``; "score" trains a model whose output is its own loss
@@ -32,13 +34,19 @@ def _is_qat(model: nn.Module) -> bool:
 
 def fit(model: nn.Module, x, target=None, *, loss: str | Callable = "cross_entropy", epochs: int = 20,
         batch_size: int = 256, lr: float = 3e-3, bits_lr: float = 2e-2, beta: float = 0.0, warmup: int = 2,
-        seed: int = 0, label: str = "training") -> nn.Module:
+        teacher: nn.Module | None = None, distill: float = 0.5, temperature: float = 2.0,
+        group_lasso: float = 0.0, seed: int = 0, label: str = "training") -> nn.Module:
     """Train ``model`` on ``x`` (and ``target``, unless ``loss="score"``) and return it in eval mode.
 
     A model with rtl4ml.nn layers also learns its bit widths (their own learning rate
     ``bits_lr``) and pays ``beta * EBOPs``, ramped up after ``warmup`` epochs
     (:class:`BetaScheduler`). Progress shows loss, accuracy for classifiers and EBOPs.
     Calibrate a QAT model afterwards (:func:`rtl4ml.nn.calibrate`).
+
+    ``teacher`` (a trained classifier, e.g. the float model): the cross entropy becomes
+    :func:`~rtl4ml.nn.distillation_loss` with weight ``distill`` on the teacher's outputs at
+    ``temperature``. ``group_lasso`` adds that times :func:`~rtl4ml.nn.neuron_penalty`
+    (structured pruning of hidden neurons).
     """
     loss_fn = LOSSES[loss] if isinstance(loss, str) else loss
     torch.manual_seed(seed)
@@ -58,13 +66,24 @@ def fit(model: nn.Module, x, target=None, *, loss: str | Callable = "cross_entro
     beta_at = BetaScheduler(beta, warmup=warmup, ramp=max(1, epochs // 3))
     gen = torch.Generator().manual_seed(seed)
     classify = loss == "cross_entropy"
+    if teacher is not None:
+        if not classify:
+            raise ValueError("fit: a teacher needs loss='cross_entropy' (distillation of a classifier)")
+        teacher.eval()
     with progress.task(label, total=epochs) as bar:
         for epoch in range(epochs):
             model.train()
             correct, total = 0, 0.0
             for idx in torch.randperm(len(xt), generator=gen).split(batch_size):
                 out = model(xt[idx])
-                value = loss_fn(out, None if yt is None else yt[idx])
+                if teacher is not None:
+                    with torch.no_grad():
+                        soft = teacher(xt[idx]).to(out.dtype)
+                    value = distillation_loss(out, soft, yt[idx], alpha=distill, temperature=temperature)
+                else:
+                    value = loss_fn(out, None if yt is None else yt[idx])
+                if group_lasso > 0:
+                    value = value + group_lasso * neuron_penalty(model)
                 if qat and beta > 0:
                     value = value + beta_at(epoch) * ebops(model)
                 opt.zero_grad()
