@@ -175,8 +175,7 @@ def train(model, x, y, cfg: TrainConfig, qat: bool, log=None, teacher_logits=Non
     return {"train_seconds": time.perf_counter() - t0}
 
 
-def train_qat_point(data_path: str, split: str, beta: float, cfg_kw: dict, model_kw: dict, init: dict,
-                    threads: int = 1) -> dict:
+def train_qat_point(data: dict, beta: float, cfg_kw: dict, model_kw: dict, init: dict, threads: int = 1) -> dict:
     """Train one QAT model (runs in a worker process with its own torch threads).
 
     ``init``: ``float_state`` (the float baseline's state dict, or None), ``fisher`` (start
@@ -188,7 +187,6 @@ def train_qat_point(data_path: str, split: str, beta: float, cfg_kw: dict, model
     import rtl4ml.nn as qnn
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # Adam moments of near-zero bit gradients are otherwise denormal (slow)
-    data = load_data(Path(data_path), split)
     cfg = TrainConfig(beta=beta, **cfg_kw)
     torch.manual_seed(cfg.seed)
     model = qat_mlp(**model_kw)
@@ -212,8 +210,8 @@ def qat_point(k: int, data_path: str, split: str, beta: float, cfg_kw: dict, mod
 
     import rtl4ml
     import rtl4ml.nn as qnn
-    t = train_qat_point(data_path, split, beta, cfg_kw, model_kw, init, opts["threads"])
     data = load_data(Path(data_path), split)
+    t = train_qat_point(data, beta, cfg_kw, model_kw, init, opts["threads"])
     xtr, xte, yte = data["x_train"], data["x_test"], data["y_test"]
     model, label = t["model"], f"qat-{k}"
     lines = [f"{label}: beta={beta:.1e}"] + t["log"]
