@@ -42,7 +42,8 @@ FINE_FEATURES = (0, 1)
 
 #: (label, thresholds per feature, LUT layer widths); every unit has 6 inputs, the first layer
 #: learns its connections, the popcount head has ``width / 5`` units per class.
-SIZES = (("dwn-50", 32, (50,)), ("dwn-100", 32, (100,)), ("dwn-200", 32, (200,)), ("dwn-400", 32, (400,)))
+SIZES = (("dwn-50", 32, (50,)), ("dwn-100", 32, (100,)), ("dwn-150", 32, (150,)), ("dwn-200", 32, (200,)),
+         ("dwn-400", 32, (400,)))
 
 
 #: The issue's target: the smallest HGQ2 design at 120 epochs (accuracy, Yosys LUTs).

@@ -200,3 +200,37 @@ def test_sensitivity_init_then_distillation_trains_an_exact_design(jets, teacher
     assert (out.argmax(1) == yte).mean() > teacher_acc - 0.05       # it started from the teacher's solution
     with pytest.raises(ValueError, match="teacher needs loss='cross_entropy'"):
         qnn.fit(qat_mlp(), xtr, xtr[:, :5], loss="mse", teacher=teacher, epochs=1)
+
+
+# --------------------------------------------------------------------------- per-layer beta
+
+
+def test_layer_beta_weighs_each_layers_ebops(jets):
+    xtr = torch.tensor(jets[0][:64], dtype=torch.float32)
+    torch.manual_seed(0)
+    m = qat_mlp()
+    qnn.init_lazy(m, xtr)
+    m(xtr)
+    parts = {name: qnn.ebops(m, layer_beta={n: float(n == name) for n in ("1", "3", "5")}) for name in ("1", "3", "5")}
+    assert all(float(v.detach()) > 0 for v in parts.values())
+    assert torch.allclose(sum(parts.values()), qnn.ebops(m), rtol=1e-6)
+    weighted = qnn.ebops(m, layer_beta={"5": 0.25, "1": 2.0})
+    assert torch.allclose(weighted, 2 * parts["1"] + parts["3"] + 0.25 * parts["5"], rtol=1e-6)
+    with pytest.raises(qnn.QuantizerError, match=r"\['7'\].*\['1', '3', '5'\]"):
+        qnn.ebops(m, layer_beta={"7": 0.5})
+    with pytest.raises(qnn.QuantizerError, match="finite and >= 0"):
+        qnn.ebops(m, layer_beta={"5": -1.0})
+
+
+def test_a_free_layer_keeps_its_bits_and_the_design_stays_exact(jets):
+    """The head at weight 0 pays nothing, so it ends with more weight bits than when it pays."""
+    xtr, ytr, xte, _ = jets
+    bits = {}
+    for w in (1.0, 0.0):
+        torch.manual_seed(0)
+        m = qnn.fit(qat_mlp(), xtr, ytr, epochs=3, beta=3e-4, warmup=0, layer_beta={"5": w}, seed=0,
+                    label="layer beta")
+        qnn.calibrate(m, xtr)
+        bits[w] = float(m[5].weight_bits().sum())
+    assert bits[0.0] > 1.2 * bits[1.0], bits
+    assert_bit_exact(m, rtl4ml.convert(m, name="layer_beta"), xte[:500])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
 from torch import nn
@@ -96,7 +96,7 @@ def _layer_terms(model: nn.Module):
             bits_in = None
 
 
-def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
+def ebops(model: nn.Module, accumulator: bool = True, layer_beta: Mapping[str, float] | None = None) -> torch.Tensor:
     """Differentiable effective bit operations of every QLinear and QConv in ``model``.
 
     ``sum_ij bits(x_i) * bits(w_ij)``, plus with ``accumulator=True`` the accumulator term
@@ -105,9 +105,15 @@ def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
     front of each layer (:class:`QInput`, :class:`QReLU`, ...), as of the last forward pass
     (training) or the calibration (evaluation). ``accumulator=False`` is the EBOPs figure of
     HGQ.
+
+    ``layer_beta`` weighs the term of the named layers (names of :func:`ordered_layers`; the
+    others weigh 1): the per-layer resource coefficient of HGQ2's ``beta0``, so that a
+    sensitive layer (the classifier head) pays less per bit than a wide hidden one.
     """
-    total = None
+    scale = _layer_scales(layer_beta)
+    total, seen = None, []
     for name, layer, bits_in in _layer_terms(model):
+        seen.append(name)
         if bits_in is None and not isinstance(layer, (QSoftmax, QEinsum)):
             raise QuantizerError(f"layer {name!r} has no quantizer in front of it (qnn.QInput, qnn.QReLU or "
                                  "qnn.QActivation), so its input bits are unknown")
@@ -128,10 +134,25 @@ def ebops(model: nn.Module, accumulator: bool = True) -> torch.Tensor:
             if accumulator:
                 live = (bw.detach() > 0).to(bw.dtype)
                 term = term + (live[None] * (bw[None] + rows[:, None, :])).sum()
+        if name in scale:
+            term = term * scale[name]
         total = term if total is None else total + term
     if total is None:
         raise QuantizerError("the model has no QLinear or QConv layer to count EBOPs for")
+    unknown = sorted(set(scale) - set(seen))
+    if unknown:   # a typo would otherwise weigh nothing, silently
+        raise QuantizerError(f"layer_beta names {unknown}, which are not costed layers of the model; "
+                             f"its layers with an EBOPs term are {seen}")
     return total
+
+
+def _layer_scales(layer_beta: Mapping[str, float] | None) -> dict[str, float]:
+    if not layer_beta:
+        return {}
+    bad = {k: v for k, v in layer_beta.items() if not (math.isfinite(float(v)) and float(v) >= 0)}
+    if bad:
+        raise QuantizerError(f"layer_beta weights must be finite and >= 0, got {bad}")
+    return {k: float(v) for k, v in layer_beta.items()}
 
 
 def table_cost(layer, bits_in: torch.Tensor | None) -> torch.Tensor:

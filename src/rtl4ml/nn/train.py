@@ -7,7 +7,7 @@ the same ``epochs`` and ``seed`` are compared on equal terms.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ def _is_qat(model: nn.Module) -> bool:
 def fit(model: nn.Module, x, target=None, *, loss: str | Callable = "cross_entropy", epochs: int = 20,
         batch_size: int = 256, lr: float = 3e-3, bits_lr: float = 2e-2, beta: float = 0.0, warmup: int = 2,
         teacher: nn.Module | None = None, distill: float = 0.5, temperature: float = 2.0,
-        group_lasso: float = 0.0, seed: int = 0, label: str = "training") -> nn.Module:
+        group_lasso: float = 0.0, layer_beta: Mapping[str, float] | None = None, seed: int = 0, label: str = "training") -> nn.Module:
     """Train ``model`` on ``x`` (and ``target``, unless ``loss="score"``) and return it in eval mode.
 
     A model with rtl4ml.nn layers also learns its bit widths (their own learning rate
@@ -46,7 +46,8 @@ def fit(model: nn.Module, x, target=None, *, loss: str | Callable = "cross_entro
     ``teacher`` (a trained classifier, e.g. the float model): the cross entropy becomes
     :func:`~rtl4ml.nn.distillation_loss` with weight ``distill`` on the teacher's outputs at
     ``temperature``. ``group_lasso`` adds that times :func:`~rtl4ml.nn.neuron_penalty`
-    (structured pruning of hidden neurons).
+    (structured pruning of hidden neurons). ``layer_beta`` weighs the EBOPs of named layers
+    (see :func:`~rtl4ml.nn.ebops`).
     """
     loss_fn = LOSSES[loss] if isinstance(loss, str) else loss
     torch.manual_seed(seed)
@@ -85,7 +86,7 @@ def fit(model: nn.Module, x, target=None, *, loss: str | Callable = "cross_entro
                 if group_lasso > 0:
                     value = value + group_lasso * neuron_penalty(model)
                 if qat and beta > 0:
-                    value = value + beta_at(epoch) * ebops(model)
+                    value = value + beta_at(epoch) * ebops(model, layer_beta=layer_beta)
                 opt.zero_grad()
                 value.backward()
                 opt.step()
