@@ -41,9 +41,19 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "jets_pythia8" / "jets_p
 FINE_FEATURES = (0, 1)
 
 #: (label, thresholds per feature, LUT layer widths); every unit has 6 inputs, the first layer
-#: learns its connections, the popcount head has ``width / 5`` units per class.
+#: learns its connections, the popcount head has ``width / 5`` units per class. The label's
+#: prefix is the family: ``dwn`` (qnn.LUTLayer, tables trained by EFD) or ``neuralut``
+#: (qnn.MLPLUTLayer, a 16-wide MLP per unit, tabulated).
 SIZES = (("dwn-50", 32, (50,)), ("dwn-100", 32, (100,)), ("dwn-150", 32, (150,)), ("dwn-200", 32, (200,)),
-         ("dwn-400", 32, (400,)))
+         ("dwn-400", 32, (400,)), ("neuralut-50", 32, (50,)), ("neuralut-100", 32, (100,)),
+         ("neuralut-200", 32, (200,)), ("neuralut-400", 32, (400,)))
+
+#: What each family's points are, for results.json.
+METHODS = {"dwn": "rtl4ml.nn LUT network (DWN-style, EFD, learned mapping)",
+           "neuralut": "rtl4ml.nn LUT network (NeuraLUT-style MLP units, tabulated, learned mapping)"}
+
+#: Hidden width of a NeuraLUT unit's MLP.
+NEURALUT_HIDDEN = 16
 
 
 #: The issue's target: the smallest HGQ2 design at 120 epochs (accuracy, Yosys LUTs).
@@ -66,14 +76,21 @@ def input_types(args) -> list[str]:
     return [args.fine_type if i in FINE_FEATURES else args.input_type for i in range(16)]
 
 
-def build(n_thr: int, widths: tuple[int, ...], types: list[str], x_train, seed: int):
+def family(label: str) -> str:
+    return label.split("-")[0]
+
+
+def build(label: str, n_thr: int, widths: tuple[int, ...], types: list[str], x_train, seed: int):
     import torch
 
     import rtl4ml.nn as qnn
     enc = qnn.Thermometer(16, n_thr, types).init_quantiles(x_train)
     layers, n = [enc], enc.out_bits
     for i, w in enumerate(widths):
-        layers.append(qnn.LUTLayer(n, w, 6, mapping="learned", seed=seed * 100 + i))
+        if family(label) == "neuralut":
+            layers.append(qnn.MLPLUTLayer(n, w, 6, mapping="learned", seed=seed * 100 + i, hidden=NEURALUT_HIDDEN))
+        else:
+            layers.append(qnn.LUTLayer(n, w, 6, mapping="learned", seed=seed * 100 + i))
         n = w
     return torch.nn.Sequential(*layers, qnn.GroupSum(5))
 
@@ -94,7 +111,7 @@ def run_point(label, n_thr, widths, data, args) -> dict:
         model, train_s, epochs = kept["model"], kept["train_seconds"], kept["epochs"]
         tau = default_tau(model) if args.tau is None else args.tau
     else:
-        model = build(n_thr, widths, input_types(args), xtr, args.seed)
+        model = build(label, n_thr, widths, input_types(args), xtr, args.seed)
         tau = default_tau(model) if args.tau is None else args.tau
         qnn.fit_lutnet(model, xtr, ytr, epochs=args.epochs, lr=args.lr, tau=tau, seed=args.seed, label=label)
         train_s, epochs = round(time.time() - t0, 1), args.epochs
@@ -116,7 +133,7 @@ def run_point(label, n_thr, widths, data, args) -> dict:
     if not args.no_verify:
         r = design.verify(xte)
         verified = bool(r.ok and np.array_equal(r.outputs, ref))
-    return {"label": label, "method": "rtl4ml.nn LUT network (DWN-style, EFD, learned mapping)",
+    return {"label": label, "method": METHODS[family(label)],
             "accuracy": round(acc, 5), "lut": est.lut, "ff": est.ff, "carry": est.carry,
             "latency_cycles": est.latency_cycles, "rtl_verified": verified,
             "comparators": design_comparators(design, "0"), "thresholds": model[0].comparators(),

@@ -9,7 +9,9 @@ its eval forward pass (the forward that ``design.predict`` equals bit for bit) t
 by ``-``), ``thr`` (thresholds per feature), ``it`` (input type), ``fine`` (features read at
 ``fine_type``, comma-separated, empty for none), ``tau`` (0: the default ``sqrt(units per
 class)``), ``lr``, ``bs``, ``epochs``, ``clamp``, ``efd``, ``learn`` (learned thresholds),
-``seed``, ``synth`` (1: convert, check ``design.predict`` on the test jets, Yosys LUT/FF/CARRY).
+``seed``, ``unit`` (``dwn``: qnn.LUTLayer; ``neuralut``: qnn.MLPLUTLayer with ``hidden``),
+``head`` (``popcount``: qnn.GroupSum; ``dense``: a qnn.QLinear on the last layer's bits),
+``synth`` (1: convert, check ``design.predict`` on the test jets, Yosys LUT/FF/CARRY).
 It is a quick, one-thread probe for choosing the benchmark's defaults, not the benchmark.
 """
 
@@ -27,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 DEFAULTS = {"units": "200", "thr": 16, "it": "fixed<6,3,TRN,SAT>", "fine": "", "fine_type": "fixed<8,3,TRN,SAT>",
             "tau": 0.0, "lr": 1e-2, "bs": 256, "epochs": 3, "clamp": 0, "efd": "linear", "learn": 0, "seed": 0,
-            "synth": 0, "log": str(HERE / "results" / "lut_networks_screen.jsonl")}
+            "unit": "dwn", "hidden": 16, "head": "popcount", "synth": 0, "log": str(HERE / "results" / "lut_networks_screen.jsonl")}
 
 
 def parse(argv: list[str]) -> tuple[str, dict]:
@@ -56,10 +58,17 @@ def main(argv=None) -> None:
     enc = qnn.Thermometer(16, cfg["thr"], types, learn=bool(cfg["learn"])).init_quantiles(xtr)
     layers, n = [enc], enc.out_bits
     for i, w in enumerate(int(w) for w in cfg["units"].split("-")):
-        layers.append(qnn.LUTLayer(n, w, 6, mapping="learned" if i == 0 else "random", seed=cfg["seed"] * 100 + i,
-                                   clamp=bool(cfg["clamp"]), efd=cfg["efd"]))
+        mapping, seed = "learned" if i == 0 else "random", cfg["seed"] * 100 + i
+        if cfg["unit"] == "neuralut":
+            layers.append(qnn.MLPLUTLayer(n, w, 6, mapping=mapping, seed=seed, hidden=cfg["hidden"]))
+        elif cfg["unit"] == "dwn":
+            layers.append(qnn.LUTLayer(n, w, 6, mapping=mapping, seed=seed, clamp=bool(cfg["clamp"]), efd=cfg["efd"]))
+        else:
+            sys.exit(f"unit={cfg['unit']!r}: 'dwn' or 'neuralut'")
         n = w
-    model = torch.nn.Sequential(*layers, qnn.GroupSum(5))
+    if cfg["head"] not in ("popcount", "dense"):
+        sys.exit(f"head={cfg['head']!r}: 'popcount' or 'dense'")
+    model = torch.nn.Sequential(*layers, qnn.GroupSum(5) if cfg["head"] == "popcount" else qnn.QLinear(n, 5))
     t0 = time.time()
     qnn.fit_lutnet(model, xtr, ytr, epochs=cfg["epochs"], lr=cfg["lr"], tau=cfg["tau"] or None,
                    batch_size=cfg["bs"], seed=cfg["seed"], label=name)

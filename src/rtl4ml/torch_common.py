@@ -81,6 +81,11 @@ class ExportContext(ABC):
         argument for that input and a value that is not a model input read first here."""
 
     @abstractmethod
+    def is_unread_input(self, value) -> bool:
+        """Whether ``value`` is a model input that no layer has read yet (so a layer that
+        quantizes its input may :meth:`define_input` instead of reading a graph node)."""
+
+    @abstractmethod
     def type_entries(self, layer: str) -> list[str]:
         """The type options (``weight_type``, ...) given as dicts with an entry for ``layer``."""
 

@@ -275,6 +275,9 @@ class _Context(ExportContext):
             raise ConversionError(f"input_type{f' for input {p.name!r}' if many else ''}: {e}") from None
         p.node = self.builder.input(types, name=p.name)
 
+    def is_unread_input(self, value) -> bool:
+        return isinstance(value, ops.PendingInput) and value.node is None
+
     def define_input(self, value, types: FixedTypeArray, layer: str) -> str:
         what = self.call.what if self.call is not None else f"layer {layer!r}"
         if not isinstance(value, ops.PendingInput) or value.node is not None:

@@ -26,7 +26,7 @@ from .calibrate import calibrate, check_calibrated, init_lazy, parameter_digest
 from .conv import QAvgPool1d, QAvgPool2d, QConv1d, QConv2d, QMaxPool1d, QMaxPool2d
 from .layers import QActivation, QInput, QLinear, QReLU
 from .distill import distillation_loss
-from .lutnet import GroupSum, LUTLayer, Thermometer, default_tau, fit_lutnet, lut_units
+from .lutnet import GroupSum, LUTLayer, MLPLUTLayer, Thermometer, default_tau, fit_lutnet, lut_units
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 from .tables import QSigmoid, QSoftmax, QTable, QTanh
 from .resources import BetaScheduler, LayerCost, bit_parameters, bit_penalty, ebops, layer_costs, ordered_layers
@@ -44,5 +44,5 @@ __all__ = [
     "calibrate", "check_calibrated", "parameter_digest",
     "fold_batchnorm", "from_float", "init_lazy", "fit", "copy_float_weights",
     "distillation_loss", "neuron_penalty", "live_neurons", "fisher_diagonal", "sensitivity_init",
-    "Thermometer", "LUTLayer", "GroupSum", "fit_lutnet", "lut_units", "default_tau",
+    "Thermometer", "LUTLayer", "MLPLUTLayer", "GroupSum", "fit_lutnet", "lut_units", "default_tau",
 ]

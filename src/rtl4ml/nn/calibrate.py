@@ -98,6 +98,7 @@ def calibrate(model: nn.Module, x, batch_size: int = 16384, max_passes: int | No
             raise QuantizerError("a SAT quantizer without init_i has not been trained; train the model (or pass "
                                  "init_i) before calibrating")
         q.calibrated.fill_(False)
+    dtypes = _tensor_dtypes(model)
     model.double()
     try:
         previous = None
@@ -129,8 +130,25 @@ def calibrate(model: nn.Module, x, batch_size: int = 16384, max_passes: int | No
     finally:
         for q in quants:
             q.calibrating, q._cal_acc = False, None
-        model.to(dtype)
+        _restore_dtypes(model, dtypes)
     return model
+
+
+def _tensor_dtypes(model: nn.Module) -> dict:
+    """The dtype of every floating-point parameter and buffer, by (module, name)."""
+    return {(m, n): t.dtype for m in model.modules()
+            for n, t in list(m._parameters.items()) + list(m._buffers.items())
+            if t is not None and t.is_floating_point()}
+
+
+def _restore_dtypes(model: nn.Module, dtypes: dict) -> None:
+    """Undo ``model.double()`` tensor by tensor: a float64 part of a float32 model (a LUT
+    network's thresholds after arithmetic layers) keeps its exact values."""
+    for (m, n), dt in dtypes.items():
+        if n in m._parameters:
+            m._parameters[n].data = m._parameters[n].data.to(dt)
+        else:
+            m._buffers[n] = m._buffers[n].to(dt)
 
 
 def check_calibrated(model: nn.Module, quantizer: ActivationQuantizer, layer: str,

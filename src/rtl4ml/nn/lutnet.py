@@ -45,7 +45,7 @@ from ..graph.ops.luts import MAX_LUT_INPUTS, Popcount
 from ..torch_common import ConversionError, ExportContext
 from .export import one_input
 
-__all__ = ["GroupSum", "LUTLayer", "Thermometer", "default_tau", "fit_lutnet", "lut_units"]
+__all__ = ["GroupSum", "LUTLayer", "MLPLUTLayer", "Thermometer", "default_tau", "fit_lutnet", "lut_units"]
 
 
 def _input_types(input_type, n: int) -> FixedTypeArray:
@@ -80,7 +80,10 @@ class _SurrogateStep(torch.autograd.Function):
     def backward(ctx, g):
         x, t, s = ctx.saved_tensors
         z = torch.sigmoid((x - t) / s)
-        return None, -(g * z * (1 - z) / s).sum(0, keepdim=True), None
+        d = g * z * (1 - z) / s
+        gx = d.sum(-1, keepdim=True) if ctx.needs_input_grad[0] else None
+        gt = -d.sum(0, keepdim=True) if ctx.needs_input_grad[1] else None
+        return gx, gt, None
 
 
 class Thermometer(nn.Module):
@@ -131,9 +134,12 @@ class Thermometer(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xq = self.quantize(x)[:, :, None]
+        xq = self.quantize(x)
+        if x.requires_grad:                     # after trainable layers: straight through the rounding
+            xq = x.to(torch.float64) + (xq - x.detach().to(torch.float64))
+        xq = xq[:, :, None]
         t = self.thresholds[None]
-        if self.training and self.thresholds.requires_grad:
+        if self.training and (self.thresholds.requires_grad or x.requires_grad):
             bits = _SurrogateStep.apply(xq, t, self.width[None])
         else:
             bits = (xq > t).to(torch.float64)
@@ -150,7 +156,15 @@ class Thermometer(nn.Module):
         return self.op().comparators(TensorType.from_types(self.types))
 
     def rtl4ml_export(self, ctx: ExportContext, name: str, inputs: list) -> str:
-        x = ctx.define_input(one_input(inputs, name, self), self.types, name)
+        value = one_input(inputs, name, self)
+        if ctx.is_unread_input(value):          # the model's input: the encoder fixes its types
+            x = ctx.define_input(value, self.types, name)
+        else:                                   # after arithmetic layers: quantized as the forward does
+            x = ctx.node(value, name, features=self.n_features)
+            if ctx.builder.shape(x) != (self.n_features,):
+                raise ConversionError(f"layer {name!r} (Thermometer) encodes {self.n_features} features but receives "
+                                      f"a tensor of shape {ctx.builder.shape(x)}")
+            x = ctx.builder.quantize(x, self.types, name=f"{name or 'thermometer'}_quant")
         try:
             return ctx.builder.node(self.op(), (x,), name or "thermometer")
         except GraphError as e:
@@ -263,7 +277,11 @@ class LUTLayer(nn.Module):
             sel = _LearnedSelect.apply(x, self.scores)
         else:
             sel = x[:, self.connections.reshape(-1)]
-        return _EFDLookup.apply(sel.reshape(len(x), self.units, self.k), self.tables, self.efd)
+        return self._lookup(sel.reshape(len(x), self.units, self.k))
+
+    def _lookup(self, bits: torch.Tensor) -> torch.Tensor:
+        """``(N, units, k)`` bits -> ``(N, units)``: each unit's table at its address."""
+        return _EFDLookup.apply(bits, self.tables, self.efd)
 
     def truth_tables(self) -> np.ndarray:
         """``(units, 2**k)`` of 0/1: what each unit outputs at each address."""
@@ -278,6 +296,73 @@ class LUTLayer(nn.Module):
             return ctx.builder.node(op, (x,), name or "luts")
         except GraphError as e:
             raise ConversionError(f"layer {name!r} (LUTLayer): {e}") from None
+
+
+class _SurrogateSign(torch.autograd.Function):
+    """``z > 0`` forward; the gradient of ``(1 + tanh(z)) / 2`` backward (smooth near the step)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        ctx.save_for_backward(z)
+        return (z > 0).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g * (1 - torch.tanh(z) ** 2) / 2
+
+
+class MLPLUTLayer(LUTLayer):
+    """NeuraLUT-style units: each unit's truth table is a small MLP over its ``k`` bits.
+
+    In training, unit ``u`` computes ``z = skip_u . s + W2_u relu(W1_u s + b1_u) + b2_u`` on
+    its bits as signs ``s = 2 x - 1`` and outputs ``z > 0`` (straight through the gradient of
+    ``tanh``), so its input bits get the MLP's smooth gradient instead of DWN's finite
+    difference, and a unit may learn any function of its ``k`` bits (Andronic and
+    Constantinides, "NeuraLUT", FPL 2024; there the units read few-bit inputs, here bits). The
+    hardware does not see the MLP: in eval mode the forward reads the table the MLP gives at
+    all ``2**k`` addresses (:meth:`truth_tables`), the same table the export builds, so
+    ``model(x) == design.predict(x)`` whatever float rounding the MLP has. Same connections
+    (``mapping``) and export as :class:`LUTLayer`; ``hidden``: the MLP's width.
+    """
+
+    def __init__(self, in_bits: int, units: int, k: int = 6, mapping: str = "random", seed: int = 0,
+                 hidden: int = 16) -> None:
+        super().__init__(in_bits, units, k, mapping, seed)
+        if hidden < 1:
+            raise ValueError(f"MLPLUTLayer: hidden={hidden}; the unit MLP needs at least one hidden neuron")
+        self.hidden = int(hidden)
+        gen = torch.Generator().manual_seed(seed + 1)
+        del self.tables                                   # the MLPs define the tables
+        self.skip = nn.Parameter(torch.randn(units, k, generator=gen) / k ** 0.5)
+        self.w1 = nn.Parameter(torch.randn(units, k, hidden, generator=gen) / k ** 0.5)
+        self.b1 = nn.Parameter(torch.zeros(units, hidden))
+        self.w2 = nn.Parameter(torch.randn(units, hidden, generator=gen) / hidden ** 0.5 * 0.1)
+        self.b2 = nn.Parameter(torch.zeros(units))
+        addr = torch.arange(1 << k)
+        self.register_buffer("corners", ((addr[:, None] >> torch.arange(k)) & 1).to(torch.float32),
+                             persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"in_bits={self.in_bits}, units={self.units}, k={self.k}, mapping={self.mapping!r}, hidden={self.hidden}"
+
+    def _mlp(self, bits: torch.Tensor) -> torch.Tensor:
+        """``(N, units, k)`` bits -> ``(N, units)`` pre-step values."""
+        s = 2 * bits - 1
+        h = torch.relu(torch.einsum("nuk,ukh->nuh", s, self.w1) + self.b1)
+        return (s * self.skip).sum(-1) + (h * self.w2).sum(-1) + self.b2
+
+    def _lookup(self, bits: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return _SurrogateSign.apply(self._mlp(bits.to(self.w1.dtype)))
+        addr = (bits.to(torch.int64) << torch.arange(self.k, device=bits.device)).sum(-1)
+        table = torch.as_tensor(self.truth_tables(), device=bits.device)
+        return table.gather(1, addr.T).T.to(bits.dtype)
+
+    def truth_tables(self) -> np.ndarray:
+        with torch.no_grad():
+            z = self._mlp(self.corners[:, None, :].expand(-1, self.units, -1))      # (2**k, units)
+        return (z.T > 0).cpu().numpy().astype(np.int64)
 
 
 class GroupSum(nn.Module):
