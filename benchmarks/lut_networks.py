@@ -1,8 +1,9 @@
-"""Learned LUT networks (rtl4ml.nn.lutnet, DWN-style) on the 16 jet features: accuracy vs Yosys LUTs.
+"""Learned LUT networks (rtl4ml.nn.lutnet) on the 16 jet features: accuracy vs Yosys LUTs.
 
 For each size: a thermometer encoder with thresholds at the training quantiles, LUT6 layers
-with learned connections trained by extended finite differences, a popcount head; all sizes
-trained for the same epochs. Each model is converted with ``rtl4ml.convert`` (no type
+with learned connections (``dwn-*``: tables trained by extended finite differences;
+``neuralut-*``: each unit a small MLP, tabulated), a popcount head; all sizes trained for the
+same epochs. Each model is converted with ``rtl4ml.convert`` (no type
 arguments), its eval forward pass is checked equal to ``design.predict`` on every test jet,
 the accuracy is that of the bit-exact design, Yosys ``synth_xilinx`` gives LUT/FF/CARRY of
 the whole design (encoder included) and, unless ``--no-verify``, Verilator checks the RTL
@@ -16,7 +17,8 @@ CARRY column counts those cells, which Yosys's LUT count leaves out). The loss d
 class counts by ``--tau`` (default ``sqrt(units per class)``).
 
 Not run here: ``torch-dwn`` (its LUT kernel is CUDA-only and this machine has no GPU) and
-rtl4ml's arithmetic QAT front (``benchmarks/qat_pareto.py`` measures it).
+rtl4ml's arithmetic QAT front (``benchmarks/qat_pareto.py --lutnet dwn-100,neuralut-400,...``
+measures it beside these networks in one run).
 
     python benchmarks/lut_networks.py --epochs 10 --seed 0 --out benchmarks/results/lut_networks
 """

@@ -561,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="weigh the EBOPs of a layer (its name in the Sequential: 1, 3, 5, 7) by W")
     ap.add_argument("--batchnorm", action="store_true", help="QLinear(batchnorm=True) in the hidden layers")
     ap.add_argument("--lutnet", default="", help="comma-separated LUT networks of benchmarks/lut_networks.py "
-                    "(dwn-50, dwn-100, dwn-200, dwn-400) to add to rtl4ml's front")
+                    "(dwn-50 ... dwn-400, neuralut-50 ... neuralut-400) to add to rtl4ml's front")
     ap.add_argument("--lutnet-epochs", type=int, default=10)
     ap.add_argument("--baseline", choices=("none", "hgq2"), default="none",
                     help="hgq2: train HGQ2 in the same run (needs keras, hgq2, alkaid)")

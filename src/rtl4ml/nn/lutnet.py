@@ -95,6 +95,9 @@ class Thermometer(nn.Module):
     ``learn``: train the thresholds (sigmoid surrogate of width ``temperature`` input LSBs).
     """
 
+    #: Its outputs are single bits (``qnn.ebops`` counts a QLinear reading them so).
+    emits_bits = True
+
     def __init__(self, n_features: int, n_thresholds: int, input_type="fixed<8,3,TRN,SAT>", learn: bool = False,
                  temperature: float = 2.0) -> None:
         super().__init__()
@@ -259,6 +262,12 @@ class LUTLayer(nn.Module):
         self.tables = nn.Parameter(torch.rand(units, 1 << k, generator=gen) * 2 - 1)
         self.scores = nn.Parameter(torch.randn(n, in_bits, generator=gen) * 0.1) if mapping == "learned" else None
         self.register_buffer("efd", _efd_weights(k, efd), persistent=False)
+
+    emits_bits = True
+
+    @property
+    def out_bits(self) -> int:
+        return self.units
 
     @property
     def connections(self) -> torch.Tensor:

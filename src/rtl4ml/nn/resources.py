@@ -22,7 +22,6 @@ from ..torch_common import export_class
 from .attention import QEinsum, QSelfAttention
 from .conv import _QAvgPool, _QConv, _QMaxPool
 from .layers import QLinear
-from .lutnet import LUTLayer, Thermometer
 from .tables import QSoftmax, QTable
 from .quantizer import ActivationQuantizer, QuantizerError, WeightQuantizer
 
@@ -86,8 +85,8 @@ def _layer_terms(model: nn.Module):
         elif isinstance(m, (QLinear, _QConv)):
             yield name, m, bits_in
             bits_in, sibling = None, bits_in
-        elif isinstance(m, (LUTLayer, Thermometer)):      # their outputs are bits
-            bits_in, sibling = torch.ones(m.units if isinstance(m, LUTLayer) else m.out_bits), None
+        elif getattr(m, "emits_bits", False):               # a LUT network's encoder or LUT layer
+            bits_in, sibling = torch.ones(m.out_bits), None
         elif isinstance(m, (_QMaxPool, _QAvgPool)) and bits_in is not None:
             fn = torch.nn.functional.max_pool1d if m.ndim == 1 else torch.nn.functional.max_pool2d
             bits_in = fn(bits_in[None], m.kernel_size, m.stride, m.padding)[0]
