@@ -121,6 +121,19 @@ def test_arithmetic_layers_feed_a_thermometer(rng):
     assert any(n.name == "3_quant" for n in design.graph.nodes)         # the encoder's input quantizer
 
 
+def test_thermometer_on_a_tensor_with_gradients_stays_exact():
+    """Inside a model its input carries gradients: the forward must still see the exact
+    quantized value, also far outside the type's range (where ``x + (xq - x)`` is not ``xq``)."""
+    enc = qnn.Thermometer(2, 3, "fixed<6,3,TRN,SAT>").init_quantiles(np.array([[-1.0, -1.0], [1.0, 1.0]]))
+    x = torch.tensor([[1e30, -1e30], [0.3, 3.874], [-4.0, 1e-30]], dtype=torch.float64, requires_grad=True)
+    want = enc.eval()(x.detach())
+    assert torch.equal(enc(x), want)
+    enc.train()
+    assert torch.equal(enc(x), want)
+    enc(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and float(x.grad[1].abs().sum()) > 0
+
+
 @pytest.mark.hw
 def test_rtl_of_a_mixed_arithmetic_and_lut_network(rng):
     """One build: QLinear -> Thermometer -> MLPLUTLayer -> LUTLayer -> QLinear head."""

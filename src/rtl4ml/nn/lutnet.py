@@ -86,6 +86,19 @@ class _SurrogateStep(torch.autograd.Function):
         return gx, gt, None
 
 
+class _StraightThrough(torch.autograd.Function):
+    """The exact quantized value ``xq`` forward; the gradient of ``x`` unchanged backward."""
+
+    @staticmethod
+    def forward(ctx, x, xq):
+        ctx.dtype = x.dtype
+        return xq.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to(ctx.dtype), None
+
+
 class Thermometer(nn.Module):
     """``n_thresholds`` bits per feature: bit ``(i, j)`` is ``x_i > t_ij`` on the quantized input.
 
@@ -139,7 +152,7 @@ class Thermometer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = self.quantize(x)
         if x.requires_grad:                     # after trainable layers: straight through the rounding
-            xq = x.to(torch.float64) + (xq - x.detach().to(torch.float64))
+            xq = _StraightThrough.apply(x, xq)
         xq = xq[:, :, None]
         t = self.thresholds[None]
         if self.training and (self.thresholds.requires_grad or x.requires_grad):
@@ -244,6 +257,9 @@ class LUTLayer(nn.Module):
     ``"exp"``, see :func:`_efd_weights`).
     """
 
+    #: Its outputs are single bits (``qnn.ebops`` counts a QLinear reading them so).
+    emits_bits = True
+
     def __init__(self, in_bits: int, units: int, k: int = 6, mapping: str = "random", seed: int = 0,
                  clamp: bool = False, efd: str = "linear") -> None:
         super().__init__()
@@ -262,8 +278,6 @@ class LUTLayer(nn.Module):
         self.tables = nn.Parameter(torch.rand(units, 1 << k, generator=gen) * 2 - 1)
         self.scores = nn.Parameter(torch.randn(n, in_bits, generator=gen) * 0.1) if mapping == "learned" else None
         self.register_buffer("efd", _efd_weights(k, efd), persistent=False)
-
-    emits_bits = True
 
     @property
     def out_bits(self) -> int:
