@@ -16,9 +16,11 @@ comparator is one LUT6 of the input), except the two masses, quantized to ``--fi
 CARRY column counts those cells, which Yosys's LUT count leaves out). The loss divides the
 class counts by ``--tau`` (default ``sqrt(units per class)``).
 
-Not run here: ``torch-dwn`` (its LUT kernel is CUDA-only and this machine has no GPU) and
-rtl4ml's arithmetic QAT front (``benchmarks/qat_pareto.py --lutnet dwn-100,neuralut-400,...``
-measures it beside these networks in one run).
+The same run trains rtl4ml's arithmetic QAT front beside them (``--qat-betas``, the
+16-64-32-32-5 MLP with ``benchmarks/qat_pareto.py``'s recipe and float baseline at
+``--qat-epochs``, on the same split; ``--qat-betas ""`` skips it), measured and verified the
+same way, and draws every point in ``OUT/pareto.png``. Not run: ``torch-dwn`` (its LUT
+kernel is CUDA-only and this machine has no GPU).
 
     python benchmarks/lut_networks.py --epochs 10 --seed 0 --out benchmarks/results/lut_networks
 """
@@ -177,9 +179,70 @@ def parser() -> argparse.ArgumentParser:
                     help="export the models a --save-models run trained (same --seed) instead of training")
     ap.add_argument("--popcount", choices=("adders", "compressors"), default="adders",
                     help="the head's export: an adder tree or LUT compressors (qnn.GroupSum)")
+    ap.add_argument("--qat-betas", default="1e-6,4e-6,1.2e-5,2.5e-5",
+                    help="EBOPs coefficients of the arithmetic QAT front trained in the same run ('' for none)")
+    ap.add_argument("--qat-epochs", type=int, default=120, help="epochs of the QAT models and their float baseline")
     ap.add_argument("--no-synth", action="store_true")
     ap.add_argument("--no-verify", action="store_true")
     return ap
+
+
+def qat_front(args) -> list[dict]:
+    """rtl4ml's arithmetic QAT points, trained here with ``qat_pareto.py``'s recipe (Fisher start
+    and distillation from a float baseline trained as long, neuron group lasso) on the split
+    :func:`load` uses; each converted, checked equal to ``design.predict`` and measured as the
+    LUT networks are."""
+    import torch
+    sys.path.insert(0, str(HERE))
+    import qat_pareto as qp
+    betas = [float(b) for b in args.qat_betas.split(",") if b]
+    if not betas:
+        return []
+    data = qp.load_data(args.data, "random")
+    torch.manual_seed(args.seed)
+    fm = qp.float_mlp()
+    qp.train(fm, data["x_train"], data["y_train"], qp.TrainConfig(epochs=args.qat_epochs, seed=args.seed), qat=False)
+    with torch.no_grad():
+        teacher = fm(torch.tensor(data["x_train"], dtype=torch.float32)).numpy()
+    recipe = qp.DEFAULT_RECIPE
+    init = {"fisher": True, "spread": recipe["spread"], "teacher_logits": teacher,
+            "float_state": {k: v.clone() for k, v in fm.state_dict().items()}}
+    cfg_kw = dict(epochs=args.qat_epochs, bits_lr=1e-2, distill=recipe["distill"], temperature=recipe["temperature"],
+                  group_lasso=recipe["group_lasso"], seed=args.seed)
+    opts = dict(threads=1, clock_ns=args.clock_ns, synth=not args.no_synth, verify=not args.no_verify,
+                write_designs=False, out=str(args.out))
+    points = []
+    for k, beta in enumerate(betas):
+        p = qp.qat_point(k, str(args.data), "random", beta, cfg_kw, {}, init, opts)["point"]
+        points.append({"label": f"qat-{beta:g}", "method": "rtl4ml.nn arithmetic QAT (16-64-32-32-5, qat_pareto recipe)",
+                       "accuracy": round(p.accuracy, 5), "lut": p.lut, "ff": p.ff, "carry": p.carry,
+                       "latency_cycles": p.latency_cycles, "rtl_verified": None if args.no_verify else bool(p.rtl_verified),
+                       "comparators": 0, "lut_units": 0, "beta": beta, "epochs": args.qat_epochs,
+                       "train_seconds": round(p.train_seconds, 1)})
+    return points
+
+
+def plot(points: list[dict], path: Path) -> None:
+    """Accuracy against Yosys LUTs, one marker per family, and the issue's target."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    families = {"dwn": ("D", "C1", "LUT network, DWN units"), "neuralut": ("s", "C4", "LUT network, NeuraLUT units"),
+                "qat": ("o", "C0", "arithmetic QAT")}
+    for fam, (marker, color, name) in families.items():
+        pts = sorted((p for p in points if family(p["label"]) == fam and p["lut"]), key=lambda p: p["lut"])
+        if pts:
+            ax.plot([p["lut"] for p in pts], [100 * p["accuracy"] for p in pts], marker + "-", color=color, label=name)
+    ax.plot([TARGET[1]], [100 * TARGET[0]], "^", color="C2", label="smallest HGQ2 design (120 epochs)")
+    ax.set_xscale("log")
+    ax.set_xlabel("LUT (Yosys synth_xilinx, xcup; encoder included)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("16 jet features: LUT networks and arithmetic QAT")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
 
 
 def main(argv=None) -> None:
@@ -198,14 +261,20 @@ def main(argv=None) -> None:
         if label in wanted:
             points.append(run_point(label, n, w, data, args))
             write(args.out, cfg, points)                  # after every point: a long run keeps what it measured
+    points += qat_front(args)
+    write(args.out, cfg, points)
     print(table(points))
     print(target_line(points))
+    if any(p["lut"] for p in points):
+        plot(points, args.out / "pareto.png")
+        print(f"plot: {args.out / 'pareto.png'}")
 
 
 def target_line(points: list[dict]) -> str:
     """Whether a point reaches the issue's target (the smallest HGQ2 design's accuracy and LUTs)."""
     acc, lut = TARGET
-    hits = [p for p in points if p["lut"] is not None and p["accuracy"] >= acc and p["lut"] <= lut]
+    hits = [p for p in points if family(p["label"]) in ("dwn", "neuralut") and p["lut"] is not None
+            and p["accuracy"] >= acc and p["lut"] <= lut]
     if not hits:
         return f"target ({100 * acc:.2f} % at <= {lut} LUTs): not met"
     best = min(hits, key=lambda p: p["lut"])
@@ -217,8 +286,7 @@ def write(out: Path, cfg: dict, points: list[dict]) -> None:
     (out / "results.json").write_text(json.dumps({"config": cfg, "points": points,
                                                   "target": {"accuracy": TARGET[0], "lut": TARGET[1],
                                                              "met": target_line(points)},
-                                                  "not_run": {"torch-dwn": "CUDA-only kernel, no GPU here",
-                                                              "arithmetic QAT": "see benchmarks/qat_pareto.py"}},
+                                                  "not_run": {"torch-dwn": "CUDA-only kernel, no GPU here"}},
                                                  indent=1))
 
 
