@@ -192,23 +192,18 @@ def qat_front(args) -> list[dict]:
     and distillation from a float baseline trained as long, neuron group lasso) on the split
     :func:`load` uses; each converted, checked equal to ``design.predict`` and measured as the
     LUT networks are."""
-    import torch
     sys.path.insert(0, str(HERE))
     import qat_pareto as qp
     betas = [float(b) for b in args.qat_betas.split(",") if b]
     if not betas:
         return []
     data = qp.load_data(args.data, "random")
-    torch.manual_seed(args.seed)
-    fm = qp.float_mlp()
-    qp.train(fm, data["x_train"], data["y_train"], qp.TrainConfig(epochs=args.qat_epochs, seed=args.seed), qat=False)
-    with torch.no_grad():
-        teacher = fm(torch.tensor(data["x_train"], dtype=torch.float32)).numpy()
+    cfg = qp.TrainConfig()                                  # qat_pareto's batch and learning rate
+    fm, _, teacher = qp.train_float(data, args.qat_epochs, cfg.batch, cfg.lr, args.seed)
     recipe = qp.DEFAULT_RECIPE
-    init = {"fisher": True, "spread": recipe["spread"], "teacher_logits": teacher,
-            "float_state": {k: v.clone() for k, v in fm.state_dict().items()}}
-    cfg_kw = dict(epochs=args.qat_epochs, bits_lr=1e-2, distill=recipe["distill"], temperature=recipe["temperature"],
-                  group_lasso=recipe["group_lasso"], seed=args.seed)
+    init = qp.qat_init(fm, teacher)
+    cfg_kw = dict(epochs=args.qat_epochs, bits_lr=recipe["bits_lr"], distill=recipe["distill"],
+                  temperature=recipe["temperature"], group_lasso=recipe["group_lasso"], seed=args.seed)
     opts = dict(threads=1, clock_ns=args.clock_ns, synth=not args.no_synth, verify=not args.no_verify,
                 write_designs=False, out=str(args.out))
     points = []
@@ -227,6 +222,8 @@ def plot(points: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    sys.path.insert(0, str(HERE))
+    from qat_pareto import save_plot
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     families = {"dwn": ("D", "C1", "LUT network, DWN units"), "neuralut": ("s", "C4", "LUT network, NeuraLUT units"),
                 "qat": ("o", "C0", "arithmetic QAT")}
@@ -235,14 +232,8 @@ def plot(points: list[dict], path: Path) -> None:
         if pts:
             ax.plot([p["lut"] for p in pts], [100 * p["accuracy"] for p in pts], marker + "-", color=color, label=name)
     ax.plot([TARGET[1]], [100 * TARGET[0]], "^", color="C2", label="smallest HGQ2 design (120 epochs)")
-    ax.set_xscale("log")
-    ax.set_xlabel("LUT (Yosys synth_xilinx, xcup; encoder included)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("16 jet features: LUT networks and arithmetic QAT")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_plot(fig, ax, path, "LUT (Yosys synth_xilinx, xcup; encoder included)",
+              "16 jet features: LUT networks and arithmetic QAT")
 
 
 def main(argv=None) -> None:

@@ -47,7 +47,7 @@ SHAPE = (16, 64, 32, 32, 5)
 #: EBOPs coefficients of the Pareto scan, largest model first.
 DEFAULT_BETAS = (1e-6, 2e-6, 4e-6, 6e-6, 8e-6, 1.2e-5, 2e-5, 4e-5)
 #: The QAT recipe's defaults: the best of the 120-epoch ablation in benchmarks/results/qat_recipe_ablation/.
-DEFAULT_RECIPE = {"spread": 3.0, "distill": 0.5, "temperature": 2.0, "group_lasso": 1e-4}
+DEFAULT_RECIPE = {"spread": 3.0, "distill": 0.5, "temperature": 2.0, "group_lasso": 1e-4, "bits_lr": 1e-2}
 
 
 # --------------------------------------------------------------------------- data
@@ -174,6 +174,39 @@ def train(model, x, y, cfg: TrainConfig, qat: bool, log=None, teacher_logits=Non
                 f"({time.perf_counter() - t0:.0f} s)")
     model.eval()
     return {"train_seconds": time.perf_counter() - t0}
+
+
+def train_float(data: dict, epochs: int, batch: int, lr: float, seed: int, shape=SHAPE, log=None):
+    """A float MLP trained as the QAT models are: (model, train info, its logits on the training
+    set: the distillation targets)."""
+    import torch
+    torch.manual_seed(seed)
+    model = float_mlp(shape)
+    info = train(model, data["x_train"], data["y_train"], TrainConfig(epochs=epochs, batch=batch, lr=lr, seed=seed),
+                 qat=False, log=log)
+    with torch.no_grad():
+        logits = model(torch.tensor(data["x_train"], dtype=torch.float32)).numpy()
+    return model, info, logits
+
+
+def qat_init(float_model, teacher_logits, fisher: bool = True, spread: float = DEFAULT_RECIPE["spread"],
+             distill: float = DEFAULT_RECIPE["distill"]) -> dict:
+    """The ``init`` of :func:`train_qat_point`: where QAT starts and what it distils from."""
+    return {"fisher": fisher, "spread": spread,
+            "float_state": {k: v.clone() for k, v in float_model.state_dict().items()},
+            "teacher_logits": teacher_logits if distill > 0 else None}
+
+
+def save_plot(fig, ax, path: Path, xlabel: str, title: str) -> None:
+    """The common finish of the benchmarks' accuracy-vs-resources plots (log x axis)."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
 
 
 def train_qat_point(data: dict, beta: float, cfg_kw: dict, model_kw: dict, init: dict, threads: int = 1) -> dict:
@@ -488,14 +521,8 @@ def plot(points: list[Point], path: Path) -> None:
     if key == "lut" and not any(p.kind == "hgq2" for p in points):
         ax.plot([lut for _, lut in HGQ_BAR], [100 * a for a, _ in HGQ_BAR], "^--", color="C2",
                 label="HGQ2 120 epochs (recorded)")
-    ax.set_xscale("log")
-    ax.set_xlabel("LUT (Yosys synth_xilinx, xcup)" if key == "lut" else "adder bits (analytic)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("16-64-32-32-5 jet tagger: accuracy vs resources")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_plot(fig, ax, path, "LUT (Yosys synth_xilinx, xcup)" if key == "lut" else "adder bits (analytic)",
+              "16-64-32-32-5 jet tagger: accuracy vs resources")
 
 
 def _kind_of(label: str) -> str:
@@ -541,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--float-epochs", type=int, default=None, help="float baseline epochs (default: --epochs)")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--bits-lr", type=float, default=1e-2, help="learning rate of the bit counts")
+    ap.add_argument("--bits-lr", type=float, default=DEFAULT_RECIPE["bits_lr"], help="learning rate of the bit counts")
     ap.add_argument("--init-f", type=float, default=6.0, help="initial fractional bits of weights (their mean)")
     ap.add_argument("--act-f", type=float, default=6.0, help="initial fractional bits of activations (their mean)")
     ap.add_argument("--no-fisher-init", action="store_true",
@@ -603,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     data = load_data(args.data, args.split)
-    xtr, ytr, xte, yte = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    xtr, xte, yte = data["x_train"], data["x_test"], data["y_test"]
     log(f"data: {len(xtr)} train / {len(xte)} test jets ({args.split} split), standardized with the train mean/std")
     points: list[Point] = []
     synth = not args.no_synth
@@ -611,25 +638,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # float baseline (the teacher and the starting point of QAT) and the uniform 8-bit PTQ design of it
     log(f"float baseline, {float_epochs} epochs")
-    torch.manual_seed(args.seed)
-    fm = float_mlp()
-    info = train(fm, xtr, ytr, TrainConfig(epochs=float_epochs, batch=args.batch, lr=args.lr, seed=args.seed),
-                 qat=False, log=log)
+    fm, info, teacher = train_float(data, float_epochs, args.batch, args.lr, args.seed, log=log)
     with torch.no_grad():
         acc = float((fm(torch.tensor(xte, dtype=torch.float32)).argmax(1).numpy() == yte).mean())
-        teacher = fm(torch.tensor(xtr, dtype=torch.float32)).numpy()
     points.append(Point("float", None, acc, train_seconds=info["train_seconds"], kind="float"))
     log(f"  float: test accuracy {100 * acc:.2f} %")
     if args.teacher_hidden and args.distill > 0:
         shape = (SHAPE[0], *args.teacher_hidden, SHAPE[-1])
         log(f"float teacher {'-'.join(map(str, shape))}, {float_epochs} epochs")
-        torch.manual_seed(args.seed)
-        tm = float_mlp(shape)
-        info = train(tm, xtr, ytr, TrainConfig(epochs=float_epochs, batch=args.batch, lr=args.lr, seed=args.seed),
-                     qat=False, log=log)
+        tm, info, teacher = train_float(data, float_epochs, args.batch, args.lr, args.seed, shape=shape, log=log)
         with torch.no_grad():
             t_acc = float((tm(torch.tensor(xte, dtype=torch.float32)).argmax(1).numpy() == yte).mean())
-            teacher = tm(torch.tensor(xtr, dtype=torch.float32)).numpy()
         log(f"  teacher: test accuracy {100 * t_acc:.2f} %")
     types = ptq_types(fm, xtr, 8)
     log(f"uniform 8-bit PTQ types: {json.dumps(types)}")
@@ -644,9 +663,7 @@ def main(argv: list[str] | None = None) -> int:
                   distill=args.distill, temperature=args.temperature, group_lasso=args.group_lasso, seed=args.seed,
                   layer_beta=parse_layer_beta(args.layer_beta))
     model_kw = dict(init_f=args.init_f, act_f=args.act_f, batchnorm=args.batchnorm)
-    init = {"fisher": not args.no_fisher_init, "spread": args.spread,
-            "float_state": {k: v.clone() for k, v in fm.state_dict().items()},
-            "teacher_logits": teacher if args.distill > 0 else None}
+    init = qat_init(fm, teacher, fisher=not args.no_fisher_init, spread=args.spread, distill=args.distill)
     opts = dict(threads=args.threads, clock_ns=args.clock_ns, synth=synth, verify=args.verify,
                 write_designs=args.write_designs, out=str(args.out), epochs=args.epochs, batch=args.batch, lr=args.lr,
                 seed=args.seed, lutnet_epochs=args.lutnet_epochs)

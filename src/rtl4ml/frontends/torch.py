@@ -280,7 +280,7 @@ class _Context(ExportContext):
 
     def define_input(self, value, types: FixedTypeArray, layer: str) -> str:
         what = self.call.what if self.call is not None else f"layer {layer!r}"
-        if not isinstance(value, ops.PendingInput) or value.node is not None:
+        if not self.is_unread_input(value):
             raise ConversionError(f"{what} must be the model's first computing layer on its input: it defines the "
                                   "types of a model input")
         if self._input_type(value.name) is not None:

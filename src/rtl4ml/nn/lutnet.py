@@ -206,13 +206,18 @@ def _efd_weights(k: int, decay: str = "linear") -> torch.Tensor:
     return sign * (3.0 ** -d if decay == "exp" else 1.0 / (1.0 + d))
 
 
+def _addresses(bits: torch.Tensor) -> torch.Tensor:
+    """``(N, units, k)`` bits -> ``(N, units)`` table addresses, bit ``j`` of the address bit ``j``."""
+    return (bits.to(torch.int64) << torch.arange(bits.shape[-1], device=bits.device)).sum(-1)
+
+
 class _EFDLookup(torch.autograd.Function):
     """Binary table lookup; straight-through gradients to the entries, EFD to the input bits."""
 
     @staticmethod
     def forward(ctx, bits, tables, efd):
         k = bits.shape[-1]
-        addr = (bits.to(torch.int64) << torch.arange(k, device=bits.device)).sum(-1)       # (N, units)
+        addr = _addresses(bits)
         units = tables.shape[0]
         flat = addr + (torch.arange(units, device=bits.device) << k)
         ctx.save_for_backward(flat, tables, efd)
@@ -378,9 +383,8 @@ class MLPLUTLayer(LUTLayer):
     def _lookup(self, bits: torch.Tensor) -> torch.Tensor:
         if self.training:
             return _SurrogateSign.apply(self._mlp(bits.to(self.w1.dtype)))
-        addr = (bits.to(torch.int64) << torch.arange(self.k, device=bits.device)).sum(-1)
         table = torch.as_tensor(self.truth_tables(), device=bits.device)
-        return table.gather(1, addr.T).T.to(bits.dtype)
+        return table.gather(1, _addresses(bits).T).T.to(bits.dtype)
 
     def truth_tables(self) -> np.ndarray:
         with torch.no_grad():
